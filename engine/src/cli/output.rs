@@ -1,0 +1,209 @@
+//! How runs look on the terminal.
+
+use std::path::Path;
+use std::time::Duration;
+
+use weft::integration::Workspace;
+use weft::limits::Human;
+use weft::store::{RunRecord, RunWithSteps, Status};
+use weft::value::RecordedValue;
+
+pub fn announce(ws: &Workspace, instance: &str, flow: Option<&str>) {
+    if let Some(spec) = ws.instance(instance) {
+        let flow = flow
+            .map(str::to_string)
+            .or_else(|| {
+                ws.integrations
+                    .get(&spec.integration)
+                    .and_then(|i| i.flows.first())
+                    .map(|f| f.name.clone())
+            })
+            .unwrap_or_default();
+        println!(
+            "Running flow `{flow}` of `{}` for customer `{}` (instance `{instance}`)",
+            spec.integration, spec.customer
+        );
+    }
+}
+
+fn micros(us: u64) -> String {
+    Human(Duration::from_micros(us)).to_string()
+}
+
+pub fn run_summary(run: &RunWithSteps, store_dir: &Path, workspace: &Path) {
+    steps_table(run);
+    let r = &run.run;
+    let took = r.duration_us.map(micros).unwrap_or_default();
+    match r.status {
+        Status::Succeeded => {
+            if let Some(result) = &r.result {
+                println!("\nResult:\n{}", pretty(result));
+            }
+            println!("\nRun {} succeeded in {took}.", r.id);
+        }
+        _ => {
+            println!("\nRun {} {} in {took}.", r.id, r.status);
+            if let Some(error) = &r.error {
+                eprintln!("error: {error}");
+            }
+        }
+    }
+    let hint = if store_dir == workspace.parent().unwrap_or(Path::new(".")).join(".weft") {
+        format!("--workspace {}", workspace.display())
+    } else {
+        format!("--store {}", store_dir.display())
+    };
+    println!("Details: weft runs show {} {hint}", r.id);
+}
+
+fn steps_table(run: &RunWithSteps) {
+    if run.steps.is_empty() {
+        return;
+    }
+    let w_id = run
+        .steps
+        .iter()
+        .map(|s| s.id.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let w_plugin = run
+        .steps
+        .iter()
+        .map(|s| s.plugin.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    println!(
+        "\n{:<w_id$}  {:<w_plugin$}  {:<9}  {:>9}",
+        "STEP", "PLUGIN", "STATUS", "DURATION"
+    );
+    for step in &run.steps {
+        println!(
+            "{:<w_id$}  {:<w_plugin$}  {:<9}  {:>9}",
+            step.id,
+            step.plugin,
+            step.status.to_string(),
+            micros(step.duration_us)
+        );
+    }
+}
+
+fn pretty(value: &RecordedValue) -> String {
+    match value {
+        RecordedValue::Json(v) => serde_json::to_string_pretty(v).unwrap_or_default(),
+        other => other.short(200),
+    }
+}
+
+pub fn runs_table(runs: &[RunRecord]) {
+    if runs.is_empty() {
+        println!("No runs recorded.");
+        return;
+    }
+    let w_inst = runs
+        .iter()
+        .map(|r| r.instance.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    let w_flow = runs.iter().map(|r| r.flow.len()).max().unwrap_or(4).max(4);
+    println!(
+        "{:<36}  {:<20}  {:<w_inst$}  {:<w_flow$}  {:<9}  {:>9}",
+        "RUN", "STARTED (UTC)", "INSTANCE", "FLOW", "STATUS", "DURATION"
+    );
+    for r in runs {
+        println!(
+            "{:<36}  {:<20}  {:<w_inst$}  {:<w_flow$}  {:<9}  {:>9}",
+            r.id,
+            utc(r.started_at_ms),
+            r.instance,
+            r.flow,
+            r.status.to_string(),
+            r.duration_us.map(micros).unwrap_or_else(|| "-".into())
+        );
+    }
+}
+
+pub fn run_details(run: &RunWithSteps) {
+    let r = &run.run;
+    println!("Run          {}", r.id);
+    println!("Status       {}", r.status);
+    println!("Instance     {} (customer {})", r.instance, r.customer);
+    println!(
+        "Integration  {} v{}, flow {}",
+        r.integration, r.integration_version, r.flow
+    );
+    println!("Started      {} UTC", utc(r.started_at_ms));
+    if let Some(us) = r.duration_us {
+        println!("Duration     {}", micros(us));
+    }
+    if !r.config.0.is_empty() {
+        println!("Config");
+        for (name, var) in &r.config.0 {
+            println!("  {name} = {} ({})", var.value, var.level);
+        }
+    }
+    if let Some(error) = &r.error {
+        println!("Error        {error}");
+    }
+    for step in &run.steps {
+        println!(
+            "\nStep {} `{}` (plugin {}): {} in {}",
+            step.index + 1,
+            step.id,
+            step.plugin,
+            step.status,
+            micros(step.duration_us)
+        );
+        if !step.inputs.is_empty() {
+            println!("  Inputs");
+            for (name, value) in &step.inputs {
+                println!("    {name} = {}", value.short(400));
+            }
+        }
+        if let Some(output) = &step.output {
+            println!("  Output     {}", output.short(1000));
+        }
+        if !step.logs.is_empty() {
+            println!("  Logs");
+            for line in &step.logs {
+                println!("    [{:?}] {}", line.level, line.message);
+            }
+        }
+        if let Some(error) = &step.error {
+            println!("  Error      {error}");
+        }
+    }
+}
+
+/// `2026-11-21 05:03:07` from milliseconds since the Unix epoch.
+fn utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_dates() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00:00");
+        assert_eq!(super::utc(1_795_237_387_000), "2026-11-21 05:03:07");
+    }
+}

@@ -1,0 +1,259 @@
+//! The shapes of the integration file and the workspace file, as written by users.
+//!
+//! TOML and JSON of the same shape are both accepted; unknown keys are errors so that a typo
+//! (`plugn = …`) is caught instead of silently ignored.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json};
+
+/// An integration: the config vars it needs and its flows (`integration.toml`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrationFile {
+    /// The integration's name, unique in the workspace; instances refer to it.
+    pub name: String,
+    /// The version of this definition.
+    #[serde(default = "one")]
+    pub version: u32,
+    /// What the integration does, for people.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The config vars the integration reads, by name.
+    #[serde(default)]
+    pub config_vars: BTreeMap<String, ConfigVarSpec>,
+    /// The flows; the first is the default for `weft run`.
+    #[serde(default)]
+    pub flows: Vec<FlowSpec>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// The type of a config var's value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VarKind {
+    /// Text (the default).
+    #[default]
+    String,
+    /// A number.
+    Number,
+    /// `true` or `false`.
+    Boolean,
+    /// Any JSON value.
+    Json,
+}
+
+impl VarKind {
+    /// The name used in files and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            VarKind::String => "string",
+            VarKind::Number => "number",
+            VarKind::Boolean => "boolean",
+            VarKind::Json => "json",
+        }
+    }
+
+    /// Whether `value` has this type.
+    pub fn accepts(self, value: &Json) -> bool {
+        match self {
+            VarKind::String => value.is_string(),
+            VarKind::Number => value.is_number(),
+            VarKind::Boolean => value.is_boolean(),
+            VarKind::Json => true,
+        }
+    }
+}
+
+/// A config var an integration declares.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigVarSpec {
+    /// The value's type.
+    #[serde(rename = "type", default)]
+    pub kind: VarKind,
+    /// A run stops before any step when a required var has no value at any level.
+    #[serde(default)]
+    pub required: bool,
+    /// The value used when no instance, customer or workspace value is set.
+    #[serde(default)]
+    pub default: Option<Json>,
+    /// Secret values are redacted from run records and logs.
+    #[serde(default)]
+    pub secret: bool,
+    /// What the var is for, for people.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A flow: a trigger and the steps that run, in order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowSpec {
+    /// The flow's name, unique in the integration.
+    pub name: String,
+    /// What the flow does, for people.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// What starts the flow. Runs from the CLI are manual whatever this says.
+    #[serde(default)]
+    pub trigger: Option<Json>,
+    /// The steps, run in order.
+    #[serde(default)]
+    pub steps: Vec<StepSpec>,
+}
+
+/// A step of a flow.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepSpec {
+    /// The step's id, unique in the flow; later steps reach its result as `steps.<id>.results`.
+    pub id: String,
+    /// A display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The plugin that runs the step: a name from the workspace's `[plugins]` or a built-in one.
+    pub plugin: String,
+    /// The step's inputs; strings may hold `{{ … }}` references.
+    #[serde(default)]
+    pub inputs: Map<String, Json>,
+    /// Shorthand for `limits.time`.
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// Per-step limits, overriding the engine's defaults.
+    #[serde(default)]
+    pub limits: LimitsSpec,
+}
+
+/// Limits written in a file: `time = "5s"`, `memory = "64 MiB"`, `output = "1 MiB"`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSpec {
+    /// Wall-clock time for one execution of the step.
+    #[serde(default)]
+    pub time: Option<String>,
+    /// Linear memory the step may grow to.
+    #[serde(default)]
+    pub memory: Option<String>,
+    /// Size of the step's result.
+    #[serde(default)]
+    pub output: Option<String>,
+}
+
+/// A workspace: plugins, org-level config vars, integrations, customers and instances
+/// (`weft.toml`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceFile {
+    /// About the workspace itself.
+    #[serde(default)]
+    pub workspace: WorkspaceMeta,
+    /// Plugins by the name steps use.
+    #[serde(default)]
+    pub plugins: BTreeMap<String, PluginSpec>,
+    /// Workspace-level (organization) config var values.
+    #[serde(default)]
+    pub config: Map<String, Json>,
+    /// Paths of integration files, relative to the workspace file.
+    #[serde(default)]
+    pub integrations: Vec<String>,
+    /// The workspace's customers.
+    #[serde(default)]
+    pub customers: Vec<CustomerSpec>,
+    /// Integrations deployed to customers.
+    #[serde(default)]
+    pub instances: Vec<InstanceSpec>,
+}
+
+/// The `[workspace]` table.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceMeta {
+    /// The workspace's name.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// Where a plugin comes from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginSpec {
+    /// A path to a `.wasm` component relative to the workspace file, or `builtin:NAME` for a
+    /// plugin shipped inside the `weft` binary.
+    pub source: String,
+}
+
+/// A customer of the workspace.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerSpec {
+    /// The customer's id, unique in the workspace.
+    pub id: String,
+    /// The customer's display name.
+    pub name: String,
+    /// Free-form attributes.
+    #[serde(default)]
+    pub fields: Map<String, Json>,
+    /// Customer-level config var values.
+    #[serde(default)]
+    pub config: Map<String, Json>,
+}
+
+/// An integration deployed for one customer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceSpec {
+    /// The instance's id, unique in the workspace.
+    pub id: String,
+    /// A display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The customer's id.
+    pub customer: String,
+    /// The integration's name.
+    pub integration: String,
+    /// Instance-level config var values; these win over every other level.
+    #[serde(default)]
+    pub config: Map<String, Json>,
+    /// A disabled instance does not run.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Reads a TOML file, or a JSON file when the name ends in `.json`.
+pub fn read_file<T: DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("failed to read `{}`", path.display()))?;
+    parse_text(path, &text)
+}
+
+/// Parses `text` as TOML, or JSON when `path` ends in `.json`.
+pub fn parse_text<T: DeserializeOwned>(path: &Path, text: &str) -> anyhow::Result<T> {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+    {
+        serde_json::from_str(text)
+            .with_context(|| format!("`{}` is not a valid file", path.display()))
+    } else {
+        toml::from_str(text).map_err(|e| {
+            // toml's message already points at the line and column with a caret.
+            anyhow::anyhow!(
+                "`{}` is not a valid file: {}",
+                path.display(),
+                e.to_string().trim_end()
+            )
+        })
+    }
+}

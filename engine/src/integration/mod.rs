@@ -1,0 +1,181 @@
+//! Integration and workspace files: parsing, validation and config var resolution.
+//!
+//! [`Workspace::load`] reads a workspace file and every integration it lists, checks them
+//! together and returns either a workspace ready to run or every problem found, each naming
+//! the file, flow, step and field and saying what would fix it.
+
+mod config;
+pub mod files;
+pub mod template;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use config::{ConfigProblem, Level, ResolvedConfig, ResolvedVar};
+pub use files::{CustomerSpec, InstanceSpec, IntegrationFile, WorkspaceFile};
+
+use crate::limits::StepLimits;
+use template::Template;
+
+/// A workspace that parsed and validated: ready to run.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    /// The workspace file.
+    pub path: PathBuf,
+    /// What the workspace file says.
+    pub file: WorkspaceFile,
+    /// The integrations it lists, by name.
+    pub integrations: BTreeMap<String, Arc<Integration>>,
+}
+
+/// An integration that parsed and validated.
+#[derive(Debug, Clone)]
+pub struct Integration {
+    /// The integration file.
+    pub path: PathBuf,
+    /// What the file says.
+    pub spec: IntegrationFile,
+    /// The flows with their templates compiled and limits parsed.
+    pub flows: Vec<Flow>,
+}
+
+/// A flow ready to run.
+#[derive(Debug, Clone)]
+pub struct Flow {
+    /// The flow's name.
+    pub name: String,
+    /// Its steps, in order.
+    pub steps: Vec<Step>,
+}
+
+/// A step ready to run.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// The step's id.
+    pub id: String,
+    /// The plugin's name.
+    pub plugin: String,
+    /// Compiled input templates, in file order.
+    pub inputs: Vec<(String, Template)>,
+    /// The limits for this step: the engine's defaults with the step's overrides applied.
+    pub limits: StepLimits,
+}
+
+/// Where a plugin's component comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginSource {
+    /// Shipped inside the `weft` binary.
+    Builtin(String),
+    /// A `.wasm` file.
+    File(PathBuf),
+}
+
+impl fmt::Display for PluginSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PluginSource::Builtin(name) => write!(f, "builtin:{name}"),
+            PluginSource::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// One problem found while loading or validating: where it is and what would fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The file the problem is in.
+    pub file: PathBuf,
+    /// Where in the file, outermost first: ``flow `sync` ``, ``step `save` ``, ``field `inputs.url` ``.
+    pub location: Vec<String>,
+    /// What is wrong and what would fix it.
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        for part in &self.location {
+            write!(f, ", {part}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Every problem found in a workspace; it does not run until all are fixed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ValidationErrors(pub Vec<Diagnostic>);
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        write!(f, "{n} problem{} found", if n == 1 { "" } else { "s" })?;
+        for d in &self.0 {
+            write!(f, "\n  - {d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Workspace {
+    /// Reads and validates the workspace file at `path` and the integrations it lists.
+    pub fn load(path: &Path) -> Result<Workspace, ValidationErrors> {
+        validate::load(path)
+    }
+
+    /// The directory relative paths in the workspace file are resolved against.
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
+    /// The instance with id `id`.
+    pub fn instance(&self, id: &str) -> Option<&InstanceSpec> {
+        self.file.instances.iter().find(|i| i.id == id)
+    }
+
+    /// The customer with id `id`.
+    pub fn customer(&self, id: &str) -> Option<&CustomerSpec> {
+        self.file.customers.iter().find(|c| c.id == id)
+    }
+
+    /// Where plugin `name` comes from: the workspace's `[plugins]` entry, or a built-in plugin
+    /// of that name.
+    pub fn plugin_source(&self, name: &str) -> Option<PluginSource> {
+        plugin_source(&self.file, self.dir(), name)
+    }
+
+    /// Resolves the config vars of `instance`: instance value, then customer var, then
+    /// workspace var, then the integration's default.
+    pub fn resolve_config(
+        &self,
+        instance: &InstanceSpec,
+    ) -> Result<ResolvedConfig, Vec<ConfigProblem>> {
+        let integration = self
+            .integrations
+            .get(&instance.integration)
+            .ok_or_else(|| {
+                vec![ConfigProblem::Other(format!(
+                    "instance `{}` uses integration `{}`, which the workspace does not list",
+                    instance.id, instance.integration
+                ))]
+            })?;
+        let customer = self.customer(&instance.customer).ok_or_else(|| {
+            vec![ConfigProblem::Other(format!(
+                "instance `{}` belongs to customer `{}`, which the workspace does not list",
+                instance.id, instance.customer
+            ))]
+        })?;
+        config::resolve(&integration.spec, &self.file.config, customer, instance)
+    }
+}
+
+fn plugin_source(file: &WorkspaceFile, dir: &Path, name: &str) -> Option<PluginSource> {
+    match file.plugins.get(name) {
+        Some(spec) => Some(match spec.source.strip_prefix("builtin:") {
+            Some(builtin) => PluginSource::Builtin(builtin.to_string()),
+            None => PluginSource::File(dir.join(&spec.source)),
+        }),
+        None => crate::plugin::builtin::get(name).map(|_| PluginSource::Builtin(name.to_string())),
+    }
+}

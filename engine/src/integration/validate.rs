@@ -1,0 +1,433 @@
+//! Loading and validating a workspace, collecting every problem rather than the first.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::files::{IntegrationFile, StepSpec, WorkspaceFile, read_file};
+use super::template::{Path as RefPath, Segment, Template};
+use super::{
+    Diagnostic, Flow, Integration, PluginSource, Step, ValidationErrors, Workspace, plugin_source,
+};
+use crate::limits::{Bytes, StepLimits, parse_duration, parse_size};
+
+struct Report {
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl Report {
+    fn add(&mut self, file: &Path, location: &[String], message: impl Into<String>) {
+        self.diagnostics.push(Diagnostic {
+            file: file.to_path_buf(),
+            location: location.to_vec(),
+            message: message.into(),
+        });
+    }
+}
+
+fn quoted(kind: &str, name: &str) -> String {
+    format!("{kind} `{name}`")
+}
+
+pub(super) fn load(path: &Path) -> Result<Workspace, ValidationErrors> {
+    let mut report = Report {
+        diagnostics: Vec::new(),
+    };
+    let file: WorkspaceFile = match read_file(path) {
+        Ok(file) => file,
+        Err(e) => {
+            report.add(path, &[], format!("{e:#}"));
+            return Err(ValidationErrors(report.diagnostics));
+        }
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+
+    check_plugins(&file, dir, path, &mut report);
+
+    let mut integrations = BTreeMap::new();
+    for (n, rel) in file.integrations.iter().enumerate() {
+        let int_path = dir.join(rel);
+        let spec: IntegrationFile = match read_file(&int_path) {
+            Ok(spec) => spec,
+            Err(e) => {
+                report.add(path, &[format!("`integrations[{n}]`")], format!("{e:#}"));
+                continue;
+            }
+        };
+        let integration = check_integration(spec, int_path.clone(), &file, dir, &mut report);
+        if let Some(previous) = integrations.get(&integration.spec.name) {
+            let previous: &Arc<Integration> = previous;
+            report.add(
+                &int_path,
+                &[],
+                format!(
+                    "integration name `{}` is also used by `{}`; each integration needs its own name",
+                    integration.spec.name,
+                    previous.path.display()
+                ),
+            );
+            continue;
+        }
+        integrations.insert(integration.spec.name.clone(), Arc::new(integration));
+    }
+
+    let workspace = Workspace {
+        path: path.to_path_buf(),
+        file,
+        integrations,
+    };
+    check_customers_and_instances(&workspace, &mut report);
+
+    if report.diagnostics.is_empty() {
+        Ok(workspace)
+    } else {
+        Err(ValidationErrors(report.diagnostics))
+    }
+}
+
+fn check_plugins(file: &WorkspaceFile, dir: &Path, path: &Path, report: &mut Report) {
+    for name in file.plugins.keys() {
+        let at = [quoted("plugin", name), "field `source`".into()];
+        match plugin_source(file, dir, name) {
+            Some(PluginSource::Builtin(builtin)) if crate::plugin::builtin::get(&builtin).is_none() => {
+                report.add(
+                    path,
+                    &at,
+                    format!(
+                        "there is no built-in plugin `{builtin}`; built-in plugins are {}",
+                        crate::plugin::builtin::names().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                    ),
+                );
+            }
+            Some(PluginSource::File(file)) if !file.is_file() => report.add(
+                path,
+                &at,
+                format!(
+                    "plugin file `{}` does not exist; build the plugin or fix the path (relative paths start at the workspace file's directory)",
+                    file.display()
+                ),
+            ),
+            _ => {}
+        }
+    }
+}
+
+fn check_integration(
+    spec: IntegrationFile,
+    path: PathBuf,
+    ws: &WorkspaceFile,
+    dir: &Path,
+    report: &mut Report,
+) -> Integration {
+    if spec.flows.is_empty() {
+        report.add(
+            &path,
+            &[],
+            "the integration has no flows; add a `[[flows]]` table with steps",
+        );
+    }
+    for (name, var) in &spec.config_vars {
+        if let Some(default) = &var.default
+            && !var.kind.accepts(default)
+        {
+            report.add(
+                &path,
+                &[quoted("config var", name), "field `default`".into()],
+                format!("the default {default} is not a {}", var.kind.name()),
+            );
+        }
+    }
+    let mut flow_names = HashSet::new();
+    let mut flows = Vec::new();
+    for flow in &spec.flows {
+        let flow_at = quoted("flow", &flow.name);
+        if !flow_names.insert(flow.name.clone()) {
+            report.add(
+                &path,
+                &[flow_at.clone()],
+                "another flow has the same name; rename one of them",
+            );
+        }
+        if flow.steps.is_empty() {
+            report.add(
+                &path,
+                &[flow_at.clone()],
+                "the flow has no steps; add `[[flows.steps]]` tables",
+            );
+        }
+        // Position of every step id, to tell an unknown step from one that runs later.
+        let positions: HashMap<&str, usize> = flow
+            .steps
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(i, s)| (s.id.as_str(), i))
+            .collect();
+        let mut seen = HashSet::new();
+        let mut steps = Vec::new();
+        for (index, step) in flow.steps.iter().enumerate() {
+            let step_at = [flow_at.clone(), quoted("step", &step.id)];
+            if !seen.insert(step.id.as_str()) {
+                report.add(
+                    &path,
+                    &step_at,
+                    "duplicate step id; every step in a flow needs its own id because later steps refer to it",
+                );
+            }
+            if step.id.is_empty()
+                || !step
+                    .id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                report.add(
+                    &path,
+                    &step_at,
+                    "a step id may use only letters, digits, `_` and `-`, so that `steps.<id>` references can name it",
+                );
+            }
+            if plugin_source(ws, dir, &step.plugin).is_none() {
+                report.add(
+                    &path,
+                    &[step_at[0].clone(), step_at[1].clone(), "field `plugin`".into()],
+                    format!(
+                        "unknown plugin `{}`; add it to `[plugins]` in the workspace file or use a built-in plugin ({})",
+                        step.plugin,
+                        crate::plugin::builtin::names().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                    ),
+                );
+            }
+            let inputs = check_inputs(step, index, &positions, &spec, &path, &step_at, report);
+            let limits = check_limits(step, &path, &step_at, report);
+            steps.push(Step {
+                id: step.id.clone(),
+                plugin: step.plugin.clone(),
+                inputs,
+                limits,
+            });
+        }
+        flows.push(Flow {
+            name: flow.name.clone(),
+            steps,
+        });
+    }
+    Integration { path, spec, flows }
+}
+
+fn check_inputs(
+    step: &StepSpec,
+    index: usize,
+    positions: &HashMap<&str, usize>,
+    spec: &IntegrationFile,
+    path: &Path,
+    step_at: &[String; 2],
+    report: &mut Report,
+) -> Vec<(String, Template)> {
+    let mut inputs = Vec::new();
+    for (name, value) in &step.inputs {
+        let at = [
+            step_at[0].clone(),
+            step_at[1].clone(),
+            format!("field `inputs.{name}`"),
+        ];
+        let template = match Template::compile(value) {
+            Ok(t) => t,
+            Err(e) => {
+                report.add(path, &at, format!("malformed template: {e}"));
+                continue;
+            }
+        };
+        for reference in template.paths() {
+            if let Err(message) = check_reference(reference, index, positions, spec) {
+                report.add(path, &at, message);
+            }
+        }
+        inputs.push((name.clone(), template));
+    }
+    inputs
+}
+
+fn check_reference(
+    reference: &RefPath,
+    index: usize,
+    positions: &HashMap<&str, usize>,
+    spec: &IntegrationFile,
+) -> Result<(), String> {
+    let first = reference.segments.first();
+    match reference.root.as_str() {
+        "config" => match first {
+            Some(Segment::Key(var)) if spec.config_vars.contains_key(var) => Ok(()),
+            Some(Segment::Key(var)) => Err(format!(
+                "`{reference}` names config var `{var}`, which the integration does not declare; declare it under `[config_vars]`{}",
+                did_you_mean(var, spec.config_vars.keys().map(String::as_str))
+            )),
+            _ => Err(format!(
+                "`{reference}` must name a config var, like `config.customerName`"
+            )),
+        },
+        "steps" => {
+            let Some(Segment::Key(id)) = first else {
+                return Err(format!(
+                    "`{reference}` must name a step, like `steps.<id>.results`"
+                ));
+            };
+            match positions.get(id.as_str()) {
+                None => Err(format!(
+                    "`{reference}` refers to step `{id}`, which is not in this flow{}",
+                    did_you_mean(id, positions.keys().copied())
+                )),
+                Some(&at) if at == index => Err(format!(
+                    "`{reference}` refers to the step itself; a step can only use the results of steps before it"
+                )),
+                Some(&at) if at > index => Err(format!(
+                    "`{reference}` refers to step `{id}`, which runs later; a step can only use the results of steps before it"
+                )),
+                Some(_) => match reference.segments.get(1) {
+                    Some(Segment::Key(k)) if k == "results" => Ok(()),
+                    _ => Err(format!(
+                        "`{reference}` must continue with `.results`, like `steps.{id}.results.field`"
+                    )),
+                },
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+fn did_you_mean<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> String {
+    let lower = name.to_ascii_lowercase();
+    candidates
+        .filter(|c| {
+            let c = c.to_ascii_lowercase();
+            c.contains(&lower) || lower.contains(&c) || edit_distance(&c, &lower) <= 2
+        })
+        .min_by_key(|c| edit_distance(&c.to_ascii_lowercase(), &lower))
+        .map(|c| format!(" (did you mean `{c}`?)"))
+        .unwrap_or_default()
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+fn check_limits(
+    step: &StepSpec,
+    path: &Path,
+    step_at: &[String; 2],
+    report: &mut Report,
+) -> StepLimits {
+    let mut limits = StepLimits::default();
+    let mut field =
+        |name: &str, text: &Option<String>, apply: &mut dyn FnMut(&str) -> Result<(), String>| {
+            if let Some(text) = text
+                && let Err(message) = apply(text)
+            {
+                report.add(
+                    path,
+                    &[
+                        step_at[0].clone(),
+                        step_at[1].clone(),
+                        format!("field `{name}`"),
+                    ],
+                    message,
+                );
+            }
+        };
+    field("timeout", &step.timeout, &mut |t| {
+        limits.time = parse_duration(t)?;
+        Ok(())
+    });
+    field("limits.time", &step.limits.time, &mut |t| {
+        limits.time = parse_duration(t)?;
+        Ok(())
+    });
+    field("limits.memory", &step.limits.memory, &mut |t| {
+        let bytes = parse_size(t)?;
+        if bytes > StepLimits::MAX_MEMORY {
+            return Err(format!(
+                "`{t}` is more than the largest memory limit, {}",
+                Bytes(StepLimits::MAX_MEMORY)
+            ));
+        }
+        limits.memory = bytes;
+        Ok(())
+    });
+    field("limits.output", &step.limits.output, &mut |t| {
+        limits.output = parse_size(t)?;
+        Ok(())
+    });
+    limits
+}
+
+fn check_customers_and_instances(ws: &Workspace, report: &mut Report) {
+    let path = &ws.path;
+    let mut customer_ids = HashSet::new();
+    for customer in &ws.file.customers {
+        if !customer_ids.insert(customer.id.as_str()) {
+            report.add(
+                path,
+                &[quoted("customer", &customer.id)],
+                "duplicate customer id",
+            );
+        }
+    }
+    let mut instance_ids = HashSet::new();
+    for instance in &ws.file.instances {
+        let at = quoted("instance", &instance.id);
+        if !instance_ids.insert(instance.id.as_str()) {
+            report.add(path, &[at.clone()], "duplicate instance id");
+        }
+        if ws.customer(&instance.customer).is_none() {
+            report.add(
+                path,
+                &[at.clone(), "field `customer`".into()],
+                format!(
+                    "unknown customer `{}`; add it under `[[customers]]`{}",
+                    instance.customer,
+                    did_you_mean(
+                        &instance.customer,
+                        ws.file.customers.iter().map(|c| c.id.as_str())
+                    )
+                ),
+            );
+            continue;
+        }
+        if !ws.integrations.contains_key(&instance.integration) {
+            report.add(
+                path,
+                &[at.clone(), "field `integration`".into()],
+                format!(
+                    "unknown integration `{}`; list its file under `integrations`{}",
+                    instance.integration,
+                    did_you_mean(
+                        &instance.integration,
+                        ws.integrations.keys().map(String::as_str)
+                    )
+                ),
+            );
+            continue;
+        }
+        if let Err(problems) = ws.resolve_config(instance) {
+            for problem in problems {
+                let var = match &problem {
+                    super::ConfigProblem::Missing { var, .. }
+                    | super::ConfigProblem::WrongType { var, .. }
+                    | super::ConfigProblem::Undeclared { var, .. } => format!("config var `{var}`"),
+                    super::ConfigProblem::Other(_) => "field `config`".into(),
+                };
+                report.add(path, &[at.clone(), var], problem.to_string());
+            }
+        }
+    }
+}

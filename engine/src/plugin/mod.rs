@@ -1,0 +1,363 @@
+//! Loading plugins and executing one step in a fresh sandbox.
+//!
+//! [`PluginHost`] owns the process's single [`wasmtime::Engine`] (pooling allocator, epoch
+//! interruption driven by a ticker thread) and a linker with every host interface. Each plugin
+//! is compiled once and pre-instantiated; each step execution gets a new [`Store`] and a new
+//! instance, with its own time, memory and output limits.
+
+pub mod builtin;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use anyhow::Context;
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+
+use crate::host::bindings::{Step as StepBindings, StepPre};
+use crate::host::config::ConfigVars;
+use crate::host::log::LogLine;
+use crate::host::{self, Blob, ErrorKind, MemoryLimitExceeded, StepState, Value};
+use crate::integration::PluginSource;
+use crate::limits::{Bytes, Human, StepLimits};
+use crate::value::{Val, hex};
+
+/// How often the ticker thread advances the engine's epoch; the granularity of time limits.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Settings for a [`PluginHost`].
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    /// How many steps may execute at once; the instance pool is sized for this many.
+    pub max_concurrent_steps: u32,
+}
+
+impl Default for HostOptions {
+    fn default() -> Self {
+        Self {
+            max_concurrent_steps: 128,
+        }
+    }
+}
+
+/// A compiled, pre-instantiated plugin.
+pub struct Plugin {
+    /// The name steps use for it.
+    pub name: String,
+    /// Lower-case hex SHA-256 of the component bytes.
+    pub sha256: String,
+    pre: StepPre<StepState>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.name)
+            .field("sha256", &self.sha256)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One step execution to perform.
+#[derive(Debug)]
+pub struct StepCall<'a> {
+    /// The step's id, for messages.
+    pub step_id: &'a str,
+    /// Rendered inputs, in order.
+    pub inputs: Vec<(String, Val)>,
+    /// The instance's config vars.
+    pub config: ConfigVars,
+    /// The limits to enforce.
+    pub limits: StepLimits,
+}
+
+/// What a step execution produced: its result and its log.
+#[derive(Debug)]
+pub struct StepOutcome {
+    /// The result value, or why there is none.
+    pub result: Result<Val, StepFailure>,
+    /// The step's log, stdout and stderr included.
+    pub logs: Vec<LogLine>,
+}
+
+/// Why a step execution did not produce a result.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StepFailure {
+    /// The step returned a `step-error`.
+    #[error("{message}")]
+    Error {
+        /// The kind the step gave.
+        kind: ErrorKindName,
+        /// The step's message.
+        message: String,
+        /// Whether the step said a retry might succeed.
+        retryable: bool,
+    },
+    /// The step ran past its time limit.
+    #[error("exceeded its {} time limit", Human(*.0))]
+    TimeLimit(Duration),
+    /// The step tried to grow its memory past its limit.
+    #[error("exceeded its {} memory limit (it asked for {})", Bytes(*limit), Bytes(*requested))]
+    MemoryLimit {
+        /// The limit.
+        limit: u64,
+        /// What the step asked for.
+        requested: u64,
+    },
+    /// The step's result was larger than its limit.
+    #[error("returned {} of output, over its {} output limit", Bytes(*size), Bytes(*limit))]
+    OutputLimit {
+        /// The limit.
+        limit: u64,
+        /// The result's size.
+        size: u64,
+    },
+    /// The step exhausted its stack (usually unbounded recursion).
+    #[error("exhausted its stack (unbounded recursion?)")]
+    StackOverflow,
+    /// The step trapped for another reason, such as a panic.
+    #[error("crashed: {0}")]
+    Trap(String),
+    /// The result could not be used.
+    #[error("{0}")]
+    BadOutput(String),
+}
+
+/// The kind of a step's own error, as written in run records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorKindName {
+    /// Bad input.
+    InvalidInput,
+    /// A capability was refused.
+    Denied,
+    /// An upstream service failed.
+    Upstream,
+    /// Something timed out.
+    Timeout,
+    /// A bug in the step.
+    Internal,
+}
+
+impl From<ErrorKind> for ErrorKindName {
+    fn from(kind: ErrorKind) -> Self {
+        match kind {
+            ErrorKind::InvalidInput => Self::InvalidInput,
+            ErrorKind::Denied => Self::Denied,
+            ErrorKind::Upstream => Self::Upstream,
+            ErrorKind::Timeout => Self::Timeout,
+            ErrorKind::Internal => Self::Internal,
+        }
+    }
+}
+
+/// Stops the epoch ticker thread when the host is dropped.
+struct Ticker(Arc<AtomicBool>);
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The engine, the linker and the loaded plugins. One per process.
+pub struct PluginHost {
+    engine: Engine,
+    linker: Linker<StepState>,
+    /// Plugins already compiled, by SHA-256 of their bytes.
+    compiled: Mutex<HashMap<String, Arc<Plugin>>>,
+    permits: Semaphore,
+    _ticker: Ticker,
+}
+
+impl std::fmt::Debug for PluginHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginHost").finish_non_exhaustive()
+    }
+}
+
+impl PluginHost {
+    /// Creates the engine (pooling allocator, epoch interruption), the linker with every host
+    /// interface, and the ticker thread.
+    pub fn new(options: HostOptions) -> anyhow::Result<Self> {
+        let slots = options.max_concurrent_steps.max(1);
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(slots)
+            .total_core_instances(slots * 8)
+            .total_memories(slots * 2)
+            .total_tables(slots * 8)
+            .total_stacks(slots)
+            .max_memory_size(usize::try_from(StepLimits::MAX_MEMORY).unwrap_or(usize::MAX));
+        let mut config = Config::new();
+        config
+            .epoch_interruption(true)
+            .wasm_backtrace_max_frames(None)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = wt(Engine::new(&config)).context("failed to create the wasmtime engine")?;
+
+        let mut linker: Linker<StepState> = Linker::new(&engine);
+        wt(wasmtime_wasi::p2::add_to_linker_async(&mut linker)).context("failed to link WASI")?;
+        host::config::add_to_linker(&mut linker, |s| &mut s.config)?;
+        host::log::add_to_linker(&mut linker, |s| &mut s.log)?;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker_engine = engine.weak();
+        let ticker_stop = stop.clone();
+        thread::Builder::new()
+            .name("weft-epoch".into())
+            .spawn(move || {
+                while !ticker_stop.load(Ordering::Relaxed) {
+                    thread::sleep(EPOCH_TICK);
+                    match ticker_engine.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .context("failed to start the epoch ticker thread")?;
+
+        Ok(Self {
+            engine,
+            linker,
+            compiled: Mutex::new(HashMap::new()),
+            permits: Semaphore::new(slots as usize),
+            _ticker: Ticker(stop),
+        })
+    }
+
+    /// Loads plugin `name` from `source`: reads, compiles and pre-instantiates it, or returns
+    /// the copy compiled earlier from the same bytes.
+    pub fn load(&self, name: &str, source: &PluginSource) -> anyhow::Result<Arc<Plugin>> {
+        let bytes: std::borrow::Cow<'static, [u8]> = match source {
+            PluginSource::Builtin(builtin) => builtin::get(builtin)
+                .with_context(|| format!("there is no built-in plugin `{builtin}`"))?
+                .into(),
+            PluginSource::File(path) => std::fs::read(path)
+                .with_context(|| {
+                    format!("failed to read plugin `{name}` from `{}`", path.display())
+                })?
+                .into(),
+        };
+        self.load_bytes(name, &bytes)
+            .with_context(|| format!("failed to load plugin `{name}` from `{source}`"))
+    }
+
+    /// Compiles and pre-instantiates a component from its bytes.
+    pub fn load_bytes(&self, name: &str, bytes: &[u8]) -> anyhow::Result<Arc<Plugin>> {
+        let sha256 = hex(&Sha256::digest(bytes));
+        let key = format!("{name}\0{sha256}");
+        if let Some(plugin) = self.lock_compiled().get(&key) {
+            return Ok(plugin.clone());
+        }
+        let component =
+            wt(Component::new(&self.engine, bytes)).context("not a valid WebAssembly component")?;
+        let instance_pre = wt(self.linker.instantiate_pre(&component))
+            .context("the component imports something the host does not provide")?;
+        let pre = wt(StepPre::new(instance_pre))
+            .context("the component does not export the `weft:step/step` world's `run`")?;
+        let plugin = Arc::new(Plugin {
+            name: name.to_string(),
+            sha256,
+            pre,
+        });
+        self.lock_compiled().insert(key, plugin.clone());
+        Ok(plugin)
+    }
+
+    fn lock_compiled(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Plugin>>> {
+        // A panic while holding the lock cannot leave the map half-updated.
+        self.compiled.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Executes one step in a fresh store and instance, enforcing its limits.
+    pub async fn execute(&self, plugin: &Plugin, call: StepCall<'_>) -> StepOutcome {
+        let _permit = self.permits.acquire().await;
+        let limits = call.limits;
+        let mut store = Store::new(&self.engine, StepState::new(call.config, limits.memory));
+        store.limiter(|s| &mut s.limiter);
+        let ticks = limits.time.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64;
+        store.set_epoch_deadline(ticks.max(1));
+        store.epoch_deadline_trap();
+
+        let inputs: Vec<(String, Value)> = call
+            .inputs
+            .into_iter()
+            .map(|(k, v)| (k, to_wit(v)))
+            .collect();
+        let run = async {
+            let bindings: StepBindings = plugin.pre.instantiate_async(&mut store).await?;
+            bindings.call_run(&mut store, &inputs).await
+        };
+        let outcome = tokio::time::timeout(limits.time, run).await;
+        drop(inputs);
+
+        let result = match outcome {
+            Err(_elapsed) => Err(StepFailure::TimeLimit(limits.time)),
+            Ok(Err(error)) => Err(classify_trap(&error, store.data(), limits)),
+            Ok(Ok(Err(e))) => Err(StepFailure::Error {
+                kind: e.kind.into(),
+                message: e.message,
+                retryable: e.retryable,
+            }),
+            Ok(Ok(Ok(value))) => from_wit(value, limits.output),
+        };
+        let state = store.data_mut();
+        state.take_stdio();
+        let logs = std::mem::take(&mut state.log).finish();
+        StepOutcome { result, logs }
+    }
+}
+
+/// Converts wasmtime's error type so that `anyhow::Context` applies.
+fn wt<T>(result: wasmtime::Result<T>) -> anyhow::Result<T> {
+    result.map_err(anyhow::Error::from)
+}
+
+fn classify_trap(error: &wasmtime::Error, state: &StepState, limits: StepLimits) -> StepFailure {
+    if let Some(desired) = state.limiter.exceeded {
+        return StepFailure::MemoryLimit {
+            limit: limits.memory,
+            requested: desired as u64,
+        };
+    }
+    if error.downcast_ref::<MemoryLimitExceeded>().is_some() {
+        return StepFailure::MemoryLimit {
+            limit: limits.memory,
+            requested: limits.memory,
+        };
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => StepFailure::TimeLimit(limits.time),
+        Some(Trap::StackOverflow) => StepFailure::StackOverflow,
+        Some(trap) => StepFailure::Trap(trap.to_string()),
+        None => StepFailure::Trap(format!("{error:#}")),
+    }
+}
+
+fn to_wit(value: Val) -> Value {
+    match value {
+        Val::Json(v) => Value::Json(v.to_string()),
+        Val::Bytes { content_type, data } => Value::Bytes(Blob { content_type, data }),
+    }
+}
+
+fn from_wit(value: Value, limit: u64) -> Result<Val, StepFailure> {
+    let size = match &value {
+        Value::Json(text) => text.len(),
+        Value::Bytes(blob) => blob.data.len() + blob.content_type.len(),
+    } as u64;
+    if size > limit {
+        return Err(StepFailure::OutputLimit { limit, size });
+    }
+    match value {
+        Value::Json(text) => serde_json::from_str(&text).map(Val::Json).map_err(|e| {
+            StepFailure::BadOutput(format!("returned a result that is not valid JSON: {e}"))
+        }),
+        Value::Bytes(Blob { content_type, data }) => Ok(Val::Bytes { content_type, data }),
+    }
+}
