@@ -1,1 +1,6 @@
+//! Weft's integration tests: real plugins built from `plugins/`, the real sled store on disk
+//! and the real `weft` binary.
 
+mod limits;
+mod runs;
+mod validate;

@@ -40,7 +40,7 @@ impl fmt::Display for Bytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
         for (name, size) in UNITS {
-            if self.0 >= size && self.0 % size == 0 {
+            if self.0 >= size && self.0.is_multiple_of(size) {
                 return write!(f, "{} {name}", self.0 / size);
             }
         }
@@ -60,7 +60,7 @@ pub struct Human(pub Duration);
 impl fmt::Display for Human {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let d = self.0;
-        if d.as_millis() >= 1000 && d.as_millis() % 1000 == 0 {
+        if d.as_millis() >= 1000 && d.as_millis().is_multiple_of(1000) {
             write!(f, "{} s", d.as_secs())
         } else if d.as_secs_f64() >= 1.0 {
             write!(f, "{:.2} s", d.as_secs_f64())

@@ -144,14 +144,14 @@ fn check_integration(
         if !flow_names.insert(flow.name.clone()) {
             report.add(
                 &path,
-                &[flow_at.clone()],
+                std::slice::from_ref(&flow_at),
                 "another flow has the same name; rename one of them",
             );
         }
         if flow.steps.is_empty() {
             report.add(
                 &path,
-                &[flow_at.clone()],
+                std::slice::from_ref(&flow_at),
                 "the flow has no steps; add `[[flows.steps]]` tables",
             );
         }
@@ -386,7 +386,7 @@ fn check_customers_and_instances(ws: &Workspace, report: &mut Report) {
     for instance in &ws.file.instances {
         let at = quoted("instance", &instance.id);
         if !instance_ids.insert(instance.id.as_str()) {
-            report.add(path, &[at.clone()], "duplicate instance id");
+            report.add(path, std::slice::from_ref(&at), "duplicate instance id");
         }
         if ws.customer(&instance.customer).is_none() {
             report.add(

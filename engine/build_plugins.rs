@@ -1,0 +1,45 @@
+// Shared by `engine/build.rs` and `tests/build.rs`: builds packages of `plugins/` (a workspace
+// of its own, for `wasm32-wasip2`) into `target/plugins` and returns the directory holding the
+// `.wasm` files.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Builds `packages` (all of them when empty) of the plugin workspace under `repo`.
+pub fn build_plugins(repo: &Path, packages: &[&str]) -> PathBuf {
+    let plugins = repo.join("plugins");
+    let target_dir = repo.join("target").join("plugins");
+    println!("cargo:rerun-if-changed={}", repo.join("wit").display());
+    println!("cargo:rerun-if-changed={}", plugins.join("Cargo.toml").display());
+
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.arg("build")
+        .arg("--release")
+        .arg("--target=wasm32-wasip2")
+        .arg("--manifest-path")
+        .arg(plugins.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir);
+    for package in packages {
+        cmd.arg("-p").arg(package);
+    }
+    // The outer build's settings are for the host, not for wasm guests.
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+    ] {
+        cmd.env_remove(var);
+    }
+    let status = cmd.status().expect("failed to run cargo to build plugins/");
+    assert!(
+        status.success(),
+        "building the plugins in `{}` failed; is the wasm32-wasip2 target installed? (`rustup target add wasm32-wasip2`)",
+        plugins.display()
+    );
+    target_dir.join("wasm32-wasip2").join("release")
+}
