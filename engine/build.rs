@@ -12,9 +12,14 @@ const BUILTINS: &[(&str, &str, &str)] = &[("path-helper", "path-helper", "path_h
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let repo = manifest_dir.parent().expect("engine/ is inside the repository");
+    let repo = manifest_dir
+        .parent()
+        .expect("engine/ is inside the repository");
     for dir in ["sdk", "path-helper"] {
-        println!("cargo:rerun-if-changed={}", repo.join("plugins").join(dir).display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            repo.join("plugins").join(dir).display()
+        );
     }
     let packages: Vec<&str> = BUILTINS.iter().map(|(_, package, _)| *package).collect();
     let out = build_plugins::build_plugins(repo, &packages);
@@ -24,7 +29,10 @@ fn main() {
     for (name, _, stem) in BUILTINS {
         let wasm = out.join(format!("{stem}.wasm"));
         assert!(wasm.is_file(), "`{}` was not built", wasm.display());
-        code.push_str(&format!("    ({name:?}, include_bytes!({:?})),\n", wasm.display().to_string()));
+        code.push_str(&format!(
+            "    ({name:?}, include_bytes!({:?})),\n",
+            wasm.display().to_string()
+        ));
     }
     code.push_str("];\n");
     let dest = PathBuf::from(env::var("OUT_DIR").expect("set by cargo")).join("builtins.rs");

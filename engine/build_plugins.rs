@@ -10,7 +10,10 @@ pub fn build_plugins(repo: &Path, packages: &[&str]) -> PathBuf {
     let plugins = repo.join("plugins");
     let target_dir = repo.join("target").join("plugins");
     println!("cargo:rerun-if-changed={}", repo.join("wit").display());
-    println!("cargo:rerun-if-changed={}", plugins.join("Cargo.toml").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        plugins.join("Cargo.toml").display()
+    );
 
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);

@@ -9,11 +9,14 @@ use std::path::PathBuf;
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let repo = manifest_dir.parent().expect("tests/ is inside the repository");
+    let repo = manifest_dir
+        .parent()
+        .expect("tests/ is inside the repository");
     println!("cargo:rerun-if-changed={}", repo.join("plugins").display());
     let out = build_plugins::build_plugins(repo, &[]);
 
-    let mut code = String::from("/// Every plugin built from `plugins/`: (file stem, path of the `.wasm`).\n");
+    let mut code =
+        String::from("/// Every plugin built from `plugins/`: (file stem, path of the `.wasm`).\n");
     code.push_str("pub const PLUGINS: &[(&str, &str)] = &[\n");
     let mut entries: Vec<_> = std::fs::read_dir(&out)
         .expect("the plugin output directory exists after a build")
@@ -22,8 +25,15 @@ fn main() {
         .collect();
     entries.sort();
     for path in entries {
-        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
-        code.push_str(&format!("    ({stem:?}, {:?}),\n", path.display().to_string()));
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        code.push_str(&format!(
+            "    ({stem:?}, {:?}),\n",
+            path.display().to_string()
+        ));
     }
     code.push_str("];\n");
     let dest = PathBuf::from(env::var("OUT_DIR").expect("set by cargo")).join("plugins.rs");

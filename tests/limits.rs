@@ -74,7 +74,10 @@ async fn an_infinite_loop_stops_at_its_time_limit() {
         bad.run.error.as_deref(),
         Some("step `misbehave` (plugin `spin`) exceeded its 1 s time limit")
     );
-    assert!(took >= Duration::from_millis(990), "stopped early: {took:?}");
+    assert!(
+        took >= Duration::from_millis(990),
+        "stopped early: {took:?}"
+    );
     assert!(took < Duration::from_secs(5), "stopped late: {took:?}");
 }
 
@@ -84,7 +87,9 @@ async fn unbounded_allocation_stops_at_its_memory_limit() {
     let (bad, _) = bad_then_good(&env).await;
     let error = bad.run.error.unwrap();
     assert!(
-        error.starts_with("step `misbehave` (plugin `hog`) exceeded its 32 MiB memory limit (it asked for 3"),
+        error.starts_with(
+            "step `misbehave` (plugin `hog`) exceeded its 32 MiB memory limit (it asked for 3"
+        ),
         "{error}"
     );
 }
@@ -99,7 +104,9 @@ async fn an_oversized_output_is_refused() {
     let (bad, _) = bad_then_good(&env).await;
     assert_eq!(
         bad.run.error.as_deref(),
-        Some("step `misbehave` (plugin `bloat`) returned 2.0 MiB of output, over its 1 MiB output limit")
+        Some(
+            "step `misbehave` (plugin `bloat`) returned 2.0 MiB of output, over its 1 MiB output limit"
+        )
     );
     assert_eq!(bad.steps[0].output, None);
 }
@@ -109,7 +116,10 @@ async fn a_trap_fails_the_step_with_what_the_plugin_said() {
     let env = env_with("trap", "testing_trap", "");
     let (bad, _) = bad_then_good(&env).await;
     let error = bad.run.error.unwrap();
-    assert!(error.starts_with("step `misbehave` (plugin `trap`) crashed: "), "{error}");
+    assert!(
+        error.starts_with("step `misbehave` (plugin `trap`) crashed: "),
+        "{error}"
+    );
     assert!(error.contains("unreachable"), "{error}");
 }
 
@@ -118,9 +128,14 @@ fn the_binary_reports_a_limit_and_exits_non_zero() {
     let env = env_with("spin", "testing_spin", "timeout = \"300ms\"");
     let out = env.weft(&["run", "weft.toml", "--instance", "acme-test"]);
     assert!(!out.success);
-    assert!(out.stdout.contains("misbehave  spin    failed"), "{}", out.stdout);
     assert!(
-        out.stderr.contains("error: step `misbehave` (plugin `spin`) exceeded its 300 ms time limit"),
+        out.stdout.contains("misbehave  spin    failed"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr
+            .contains("error: step `misbehave` (plugin `spin`) exceeded its 300 ms time limit"),
         "{}",
         out.stderr
     );

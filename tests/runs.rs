@@ -4,7 +4,10 @@ use serde_json::{Value, json};
 use weft_tests::{TestEnv, repo};
 
 fn example() -> String {
-    repo().join("examples/pokemon-avatar-sync/weft.toml").display().to_string()
+    repo()
+        .join("examples/pokemon-avatar-sync/weft.toml")
+        .display()
+        .to_string()
 }
 
 #[test]
@@ -23,7 +26,15 @@ fn both_customers_get_their_paths_and_the_runs_are_recorded() {
     ];
     let mut ids = Vec::new();
     for (instance, expected) in &cases {
-        let out = env.weft(&["--store", &store, "run", &example(), "--instance", instance, "--json"]);
+        let out = env.weft(&[
+            "--store",
+            &store,
+            "run",
+            &example(),
+            "--instance",
+            instance,
+            "--json",
+        ]);
         assert!(out.success, "{out:?}");
         let run: Value = serde_json::from_str(&out.stdout).expect("--json prints JSON");
         assert_eq!(run["status"], "succeeded");
@@ -34,10 +45,25 @@ fn both_customers_get_their_paths_and_the_runs_are_recorded() {
     }
 
     // The table form names the step, its plugin and its status.
-    let out = env.weft(&["--store", &store, "run", &example(), "--instance", "ftl-rockets-avatar-sync"]);
+    let out = env.weft(&[
+        "--store",
+        &store,
+        "run",
+        &example(),
+        "--instance",
+        "ftl-rockets-avatar-sync",
+    ]);
     assert!(out.success, "{out:?}");
-    assert!(out.stdout.contains("path_helper  path-helper  succeeded"), "{}", out.stdout);
-    assert!(out.stdout.contains(r#""s3ObjectPath": "FTL Rockets.png""#), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("path_helper  path-helper  succeeded"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(r#""s3ObjectPath": "FTL Rockets.png""#),
+        "{}",
+        out.stdout
+    );
 
     let out = env.weft(&["--store", &store, "runs", "list", "--json"]);
     assert!(out.success, "{out:?}");
@@ -45,9 +71,21 @@ fn both_customers_get_their_paths_and_the_runs_are_recorded() {
     assert_eq!(runs.len(), 3);
     assert_eq!(runs[2]["id"], ids[0], "oldest last");
 
-    let out = env.weft(&["--store", &store, "runs", "list", "--instance", "smith-rocket-avatar-sync"]);
+    let out = env.weft(&[
+        "--store",
+        &store,
+        "runs",
+        "list",
+        "--instance",
+        "smith-rocket-avatar-sync",
+    ]);
     assert!(out.success, "{out:?}");
-    assert_eq!(out.stdout.lines().count(), 2, "a header and one run: {}", out.stdout);
+    assert_eq!(
+        out.stdout.lines().count(),
+        2,
+        "a header and one run: {}",
+        out.stdout
+    );
     assert!(out.stdout.contains(&ids[0]));
 
     let out = env.weft(&["--store", &store, "runs", "show", &ids[0]]);
@@ -59,12 +97,20 @@ fn both_customers_get_their_paths_and_the_runs_are_recorded() {
         "Step 1 `path_helper` (plugin path-helper): succeeded in",
         r#"Output     {"pokemonUrl":"https://pokeapi.co/api/v2/pokemon/pikachu","s3ObjectPath":"Smith Rocket Company.png"}"#,
     ] {
-        assert!(out.stdout.contains(needle), "missing {needle:?} in:\n{}", out.stdout);
+        assert!(
+            out.stdout.contains(needle),
+            "missing {needle:?} in:\n{}",
+            out.stdout
+        );
     }
 
     let out = env.weft(&["--store", &store, "runs", "show", "no-such-run"]);
     assert!(!out.success);
-    assert!(out.stderr.contains("no run `no-such-run` in the store"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("no run `no-such-run` in the store"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -101,16 +147,29 @@ plugin = "path-helper"
         "{}",
         out.stderr
     );
-    assert!(!out.stdout.contains("path_helper"), "no step ran: {}", out.stdout);
+    assert!(
+        !out.stdout.contains("path_helper"),
+        "no step ran: {}",
+        out.stdout
+    );
     assert!(!env.path().join(".weft").exists(), "nothing was recorded");
 
     // Set at the workspace level, the var is found and the run goes ahead.
-    std::fs::write(&ws, std::fs::read_to_string(&ws).unwrap().replace(
-        "integrations = [\"integration.toml\"]",
-        "integrations = [\"integration.toml\"]\nconfig = { customerName = \"Acme Workspace\" }",
-    ))
+    std::fs::write(
+        &ws,
+        std::fs::read_to_string(&ws).unwrap().replace(
+            "integrations = [\"integration.toml\"]",
+            "integrations = [\"integration.toml\"]\nconfig = { customerName = \"Acme Workspace\" }",
+        ),
+    )
     .unwrap();
-    let out = env.weft(&["run", ws.to_str().unwrap(), "--instance", "acme-sync", "--json"]);
+    let out = env.weft(&[
+        "run",
+        ws.to_str().unwrap(),
+        "--instance",
+        "acme-sync",
+        "--json",
+    ]);
     assert!(out.success, "{out:?}");
     let run: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(run["result"]["json"]["s3ObjectPath"], "Acme Workspace.png");
@@ -139,5 +198,8 @@ fn json_workspace_files_work_like_toml() {
         run["result"]["json"],
         json!({ "pokemonUrl": "https://example.test/c1/mew", "s3ObjectPath": "C One.png" })
     );
-    assert_eq!(run["steps"][0]["inputs"][0], json!(["api_base", { "json": "https://example.test/c1" }]));
+    assert_eq!(
+        run["steps"][0]["inputs"][0],
+        json!(["api_base", { "json": "https://example.test/c1" }])
+    );
 }

@@ -53,31 +53,55 @@ fn every_problem_is_reported_with_where_and_how_to_fix_it() {
     let workspace = ws.display().to_string();
     let expected = [
         // plugin file missing
-        format!("{workspace}, plugin `missing-file`, field `source`: plugin file `{}` does not exist", env.path().join("plugins/not-built.wasm").display()),
+        format!(
+            "{workspace}, plugin `missing-file`, field `source`: plugin file `{}` does not exist",
+            env.path().join("plugins/not-built.wasm").display()
+        ),
         // reference to a later step
-        format!("{integration}, flow `sync`, step `first`, field `inputs.a`: `steps.second.results.x` refers to step `second`, which runs later; a step can only use the results of steps before it"),
+        format!(
+            "{integration}, flow `sync`, step `first`, field `inputs.a`: `steps.second.results.x` refers to step `second`, which runs later; a step can only use the results of steps before it"
+        ),
         // reference to itself
-        format!("{integration}, flow `sync`, step `first`, field `inputs.b`: `steps.first.results` refers to the step itself"),
+        format!(
+            "{integration}, flow `sync`, step `first`, field `inputs.b`: `steps.first.results` refers to the step itself"
+        ),
         // unknown config var, with a suggestion
-        format!("{integration}, flow `sync`, step `first`, field `inputs.c`: `config.custmerName` names config var `custmerName`, which the integration does not declare; declare it under `[config_vars]` (did you mean `customerName`?)"),
+        format!(
+            "{integration}, flow `sync`, step `first`, field `inputs.c`: `config.custmerName` names config var `custmerName`, which the integration does not declare; declare it under `[config_vars]` (did you mean `customerName`?)"
+        ),
         // unknown plugin
-        format!("{integration}, flow `sync`, step `second`, field `plugin`: unknown plugin `no-such-plugin`; add it to `[plugins]` in the workspace file or use a built-in plugin (`path-helper`)"),
+        format!(
+            "{integration}, flow `sync`, step `second`, field `plugin`: unknown plugin `no-such-plugin`; add it to `[plugins]` in the workspace file or use a built-in plugin (`path-helper`)"
+        ),
         // unknown step
-        format!("{integration}, flow `sync`, step `second`, field `inputs.d`: `steps.nowhere.results` refers to step `nowhere`, which is not in this flow"),
+        format!(
+            "{integration}, flow `sync`, step `second`, field `inputs.d`: `steps.nowhere.results` refers to step `nowhere`, which is not in this flow"
+        ),
         // malformed template
-        format!("{integration}, flow `sync`, step `second`, field `inputs.e`: malformed template: `{{{{` is never closed with `}}}}` in `{{{{ config.region `"),
+        format!(
+            "{integration}, flow `sync`, step `second`, field `inputs.e`: malformed template: `{{{{` is never closed with `}}}}` in `{{{{ config.region `"
+        ),
         // duplicate step id
         format!("{integration}, flow `sync`, step `second`: duplicate step id"),
         // bad limit
-        format!("{integration}, flow `sync`, step `second`, field `timeout`: `5 fortnights` has unknown unit `fortnights`"),
+        format!(
+            "{integration}, flow `sync`, step `second`, field `timeout`: `5 fortnights` has unknown unit `fortnights`"
+        ),
         // missing required var for an instance
-        format!("{workspace}, instance `acme-sync`, config var `customerName`: required config var `customerName` has no value; searched instance `acme-sync`, customer `acme`, workspace and integration default"),
+        format!(
+            "{workspace}, instance `acme-sync`, config var `customerName`: required config var `customerName` has no value; searched instance `acme-sync`, customer `acme`, workspace and integration default"
+        ),
     ];
     for line in &expected {
-        assert!(out.stderr.contains(line.as_str()), "missing:\n{line}\nin:\n{}", out.stderr);
+        assert!(
+            out.stderr.contains(line.as_str()),
+            "missing:\n{line}\nin:\n{}",
+            out.stderr
+        );
     }
     assert!(
-        out.stderr.contains(&format!("{} problems found", expected.len())),
+        out.stderr
+            .contains(&format!("{} problems found", expected.len())),
         "all problems, and only these, are reported:\n{}",
         out.stderr
     );
@@ -94,13 +118,26 @@ fn syntax_errors_name_the_file_and_line() {
     );
     let out = env.weft(&["validate", ws.to_str().unwrap()]);
     assert!(!out.success);
-    assert!(out.stderr.contains("integration.toml` is not a valid file"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("integration.toml` is not a valid file"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("line 6"), "{}", out.stderr);
-    assert!(out.stderr.contains("unknown field `plugn`"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("unknown field `plugn`"),
+        "{}",
+        out.stderr
+    );
 
     let out = env.weft(&["validate", "nowhere.toml"]);
     assert!(!out.success);
-    assert!(out.stderr.contains("workspace file `nowhere.toml` does not exist"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("workspace file `nowhere.toml` does not exist"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -112,5 +149,10 @@ fn a_valid_workspace_is_summarised() {
     );
     let out = env.weft(&["validate", ws.to_str().unwrap()]);
     assert!(out.success, "{out:?}");
-    assert!(out.stdout.contains("is valid: 1 integration(s), 1 step(s), 1 customer(s), 1 instance(s)"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("is valid: 1 integration(s), 1 step(s), 1 customer(s), 1 instance(s)"),
+        "{}",
+        out.stdout
+    );
 }

@@ -3,10 +3,14 @@
 //!
 //! - `native`: the Path Helper's work as a plain Rust function (read two vars, build the JSON).
 //! - `execute`: a fresh store + instance of the component and a call of `run` (no recording).
-//! - `run`: a whole one-step run through the runner: config resolution, instantiate, call and
-//!   the run and step records written to the sled store.
+//! - `step of a 10-step flow`: a run of ten Path Helper steps through the runner, divided by
+//!   ten: per step, inputs rendered, instantiate, call and the step record written to sled (the
+//!   run's own two records are shared by the ten steps).
+//! - `1-step run`: a whole one-step run: config resolution, instantiate, call, and the run
+//!   (twice: started and finished) and step records written to the sled store.
 //!
-//! Then resident memory after 100 runs and after 10,000 runs of `run`.
+//! Then resident memory after 100 and after 10,000 one-step runs, once with a store that
+//! keeps nothing (the engine alone) and once with the sled store.
 //!
 //! `cargo bench -p weft --bench step` (set `WEFT_BENCH_ROUNDS` for a shorter or longer run).
 
@@ -19,7 +23,7 @@ use weft::host::config::ConfigVars;
 use weft::integration::{PluginSource, Workspace};
 use weft::plugin::{HostOptions, PluginHost, StepCall};
 use weft::runner::{RunRequest, Runner};
-use weft::store::{SledStore, Status};
+use weft::store::{RunFilter, RunRecord, RunStore, RunWithSteps, SledStore, Status, StepRecord};
 use weft::value::Val;
 
 const BATCH: usize = 500;
@@ -54,6 +58,27 @@ impl Samples {
     }
 }
 
+/// A store that keeps nothing: what the engine itself holds on to, without run records.
+struct Discard;
+
+impl RunStore for Discard {
+    fn put_run(&self, _: &RunRecord) -> anyhow::Result<()> {
+        Ok(())
+    }
+    fn put_step(&self, _: &str, _: &StepRecord) -> anyhow::Result<()> {
+        Ok(())
+    }
+    fn get_run(&self, _: &str) -> anyhow::Result<Option<RunWithSteps>> {
+        Ok(None)
+    }
+    fn list_runs(&self, _: &RunFilter) -> anyhow::Result<Vec<RunRecord>> {
+        Ok(Vec::new())
+    }
+    fn flush(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
 fn rss_kib() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: u64 = statm
@@ -70,10 +95,15 @@ fn main() -> anyhow::Result<()> {
         .and_then(|r| r.parse().ok())
         .unwrap_or(20);
     let dir = tempfile::tempdir()?;
-    std::fs::write(
-        dir.path().join("integration.toml"),
-        "name = \"avatar\"\n[config_vars]\ncustomerName = {}\npokemonAvatar = {}\n[[flows]]\nname = \"sync\"\n[[flows.steps]]\nid = \"path_helper\"\nplugin = \"path-helper\"\n",
-    )?;
+    let mut integration = String::from(
+        "name = \"avatar\"\n[config_vars]\ncustomerName = {}\npokemonAvatar = {}\n[[flows]]\nname = \"sync\"\n[[flows.steps]]\nid = \"path_helper\"\nplugin = \"path-helper\"\n[[flows]]\nname = \"ten\"\n",
+    );
+    for i in 0..10 {
+        integration.push_str(&format!(
+            "[[flows.steps]]\nid = \"p{i}\"\nplugin = \"path-helper\"\n"
+        ));
+    }
+    std::fs::write(dir.path().join("integration.toml"), integration)?;
     std::fs::write(
         dir.path().join("weft.toml"),
         "integrations = [\"integration.toml\"]\n[[customers]]\nid = \"ftl\"\nname = \"FTL Rockets\"\nconfig = { customerName = \"FTL Rockets\", pokemonAvatar = \"onix\" }\n[[instances]]\nid = \"ftl-sync\"\ncustomer = \"ftl\"\nintegration = \"avatar\"\n",
@@ -103,9 +133,12 @@ fn main() -> anyhow::Result<()> {
 
     let mut native = Samples::new("native function");
     let mut execute = Samples::new("instantiate + call");
-    let mut full = Samples::new("instantiate + call + record");
-    let mut runs_done = 0usize;
-    let mut rss_after_100 = 0;
+    let mut per_step = Samples::new("step of a 10-step flow");
+    let mut full = Samples::new("1-step run");
+    let ten = RunRequest {
+        flow: Some("ten"),
+        ..request.clone()
+    };
 
     rt.block_on(async {
         // Warm-up: first instantiations fault in the pool's pages.
@@ -135,24 +168,30 @@ fn main() -> anyhow::Result<()> {
                 execute.times.push(t.elapsed());
                 assert!(outcome.result.is_ok());
             }
+            for _ in 0..BATCH / 10 {
+                let t = Instant::now();
+                let run = runner.run(ten.clone()).await.expect("run starts");
+                let took = t.elapsed() / 10;
+                assert_eq!(run.steps.len(), 10);
+                per_step.times.extend([took; 10]);
+            }
             for _ in 0..BATCH {
                 let t = Instant::now();
                 let run = runner.run(request.clone()).await.expect("run starts");
                 full.times.push(t.elapsed());
                 assert_eq!(run.run.status, Status::Succeeded);
-                runs_done += 1;
-                if runs_done == 100 {
-                    rss_after_100 = rss_kib();
-                }
             }
             eprint!("\rround {}/{rounds}", round + 1);
         }
         eprintln!();
     });
 
-    println!("per-step cost of the Path Helper ({} samples each, interleaved)", native.times.len());
+    println!(
+        "per-step cost of the Path Helper ({} samples each, interleaved)",
+        native.times.len()
+    );
     let native_median = native.quantile(0.5);
-    for s in [&mut native, &mut execute, &mut full] {
+    for s in [&mut native, &mut execute, &mut per_step, &mut full] {
         let (median, p99) = (s.quantile(0.5), s.quantile(0.99));
         println!(
             "  {:<28} median {:>9.2} µs   p99 {:>9.2} µs   median ratio to native {:>7.1}×",
@@ -163,20 +202,32 @@ fn main() -> anyhow::Result<()> {
         );
     }
 
-    // Memory: keep running to 10,000 recorded runs in all.
-    rt.block_on(async {
-        while runs_done < 10_000 {
-            let run = runner.run(request.clone()).await.expect("run starts");
-            assert_eq!(run.run.status, Status::Succeeded);
-            runs_done += 1;
-        }
-    });
-    let rss_after_10k = rss_kib();
-    println!(
-        "resident memory: {} KiB after 100 runs, {} KiB after {runs_done} runs ({:+.1}%)",
-        rss_after_100,
-        rss_after_10k,
-        (rss_after_10k as f64 / rss_after_100 as f64 - 1.0) * 100.0
-    );
+    // Memory: a fresh runner per store kind, 100 runs, then on to 10,000.
+    let sinks: [(&str, Arc<dyn RunStore>); 2] = [
+        ("engine alone (store keeps nothing)", Arc::new(Discard)),
+        (
+            "with the sled store",
+            Arc::new(SledStore::open(&dir.path().join(".weft-memory"))?),
+        ),
+    ];
+    println!("resident memory, 100 runs vs 10,000 runs:");
+    for (name, sink) in sinks {
+        let runner = Runner::new(host.clone(), sink);
+        let mut rss_after_100 = 0;
+        rt.block_on(async {
+            for n in 1..=10_000 {
+                let run = runner.run(request.clone()).await.expect("run starts");
+                assert_eq!(run.run.status, Status::Succeeded);
+                if n == 100 {
+                    rss_after_100 = rss_kib();
+                }
+            }
+        });
+        let rss_after_10k = rss_kib();
+        println!(
+            "  {name:<36} {rss_after_100} KiB -> {rss_after_10k} KiB ({:+.1}%)",
+            (rss_after_10k as f64 / rss_after_100 as f64 - 1.0) * 100.0
+        );
+    }
     Ok(())
 }

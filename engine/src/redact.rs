@@ -60,20 +60,20 @@ impl Redactor {
     }
 
     /// `value` with every string (keys included) redacted.
-    pub fn json(&self, value: &serde_json::Value) -> serde_json::Value {
+    pub fn json(&self, value: serde_json::Value) -> serde_json::Value {
         use serde_json::Value as J;
         if self.is_empty() {
-            return value.clone();
+            return value;
         }
         match value {
-            J::String(s) => J::String(self.text(s)),
-            J::Array(items) => J::Array(items.iter().map(|v| self.json(v)).collect()),
+            J::String(s) => J::String(self.text(&s)),
+            J::Array(items) => J::Array(items.into_iter().map(|v| self.json(v)).collect()),
             J::Object(map) => J::Object(
-                map.iter()
-                    .map(|(k, v)| (self.text(k), self.json(v)))
+                map.into_iter()
+                    .map(|(k, v)| (self.text(&k), self.json(v)))
                     .collect(),
             ),
-            other => other.clone(),
+            other => other,
         }
     }
 }
@@ -102,7 +102,7 @@ mod tests {
         let text = format!("a s3cr3t/+=! b {b64} c s3cr3t%2F%2B%3D%21 d");
         assert_eq!(r.text(&text), "a [redacted] b [redacted] c [redacted] d");
         assert_eq!(
-            r.json(&serde_json::json!({ "k": ["s3cr3t/+=!"] })),
+            r.json(serde_json::json!({ "k": ["s3cr3t/+=!"] })),
             serde_json::json!({ "k": ["[redacted]"] })
         );
     }

@@ -34,8 +34,18 @@ fn reading_runs_without_a_store_says_where_it_looked() {
 
 #[test]
 fn a_bad_trigger_is_rejected_before_anything_runs() {
-    let out = weft(&["run", "weft.toml", "--instance", "x", "--trigger", "{not json"]);
+    let out = weft(&[
+        "run",
+        "weft.toml",
+        "--instance",
+        "x",
+        "--trigger",
+        "{not json",
+    ]);
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stderr);
-    assert!(text.starts_with("error: `--trigger` is not valid JSON: "), "{text}");
+    assert!(
+        text.starts_with("error: `--trigger` is not valid JSON: "),
+        "{text}"
+    );
 }

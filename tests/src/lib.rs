@@ -23,7 +23,10 @@ pub fn plugin(stem: &str) -> &'static str {
 
 /// The repository's root directory.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the repo").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is in the repo")
+        .to_path_buf()
 }
 
 /// The `weft` binary built for this test run (`target/<profile>/weft`).

@@ -65,7 +65,7 @@ pub struct Step {
 }
 
 /// Where a plugin's component comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum PluginSource {
     /// Shipped inside the `weft` binary.
     Builtin(String),

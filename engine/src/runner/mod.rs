@@ -342,7 +342,7 @@ fn describe_failure(
 
 fn redact_value(value: &Val, redactor: &Redactor) -> RecordedValue {
     match value.to_record() {
-        RecordedValue::Json(v) => RecordedValue::Json(redactor.json(&v)),
+        RecordedValue::Json(v) => RecordedValue::Json(redactor.json(v)),
         bytes => bytes,
     }
 }
@@ -350,10 +350,11 @@ fn redact_value(value: &Val, redactor: &Redactor) -> RecordedValue {
 fn redact_config(config: &ResolvedConfig, redactor: &Redactor) -> ResolvedConfig {
     let mut out = config.clone();
     for var in out.0.values_mut() {
+        let value = std::mem::take(&mut var.value);
         var.value = if var.secret {
             Json::String(crate::redact::REDACTED.into())
         } else {
-            redactor.json(&var.value)
+            redactor.json(value)
         };
     }
     out

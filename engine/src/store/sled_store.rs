@@ -23,6 +23,9 @@ impl SledStore {
             .with_context(|| format!("failed to create store directory `{}`", dir.display()))?;
         let db = sled::Config::new()
             .path(dir.join("db"))
+            // sled keeps recently written records in memory up to this size; bounded so a
+            // long-running engine's memory does not grow with its history.
+            .cache_capacity(32 << 20)
             .open()
             .with_context(|| {
                 format!(
