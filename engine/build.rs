@@ -8,14 +8,24 @@ use std::env;
 use std::path::PathBuf;
 
 /// Packages in `plugins/` that are embedded: (name steps use, package, file stem).
-const BUILTINS: &[(&str, &str, &str)] = &[("path-helper", "path-helper", "path_helper")];
+const BUILTINS: &[(&str, &str, &str)] = &[
+    ("path-helper", "path-helper", "path_helper"),
+    ("http-get", "http-get", "http_get"),
+    ("http-request", "http-request", "http_request"),
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let repo = manifest_dir
         .parent()
         .expect("engine/ is inside the repository");
-    for dir in ["sdk", "path-helper"] {
+    for dir in [
+        "sdk",
+        "path-helper",
+        "http-common",
+        "http-get",
+        "http-request",
+    ] {
         println!(
             "cargo:rerun-if-changed={}",
             repo.join("plugins").join(dir).display()

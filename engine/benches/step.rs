@@ -162,6 +162,7 @@ fn main() -> anyhow::Result<()> {
                             inputs: Vec::<(String, Val)>::new(),
                             config: config.clone(),
                             limits,
+                            http: None,
                         },
                     )
                     .await;

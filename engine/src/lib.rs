@@ -65,6 +65,7 @@
 
 #![deny(missing_docs)]
 
+pub mod credentials;
 pub mod host;
 pub mod integration;
 pub mod limits;

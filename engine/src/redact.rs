@@ -43,6 +43,41 @@ impl Redactor {
         Self { needles }
     }
 
+    /// Adds one more secret (and its encoded forms).
+    pub fn add(&mut self, secret: &str) {
+        if self.needles.iter().any(|n| n == secret) {
+            return;
+        }
+        let mut more = Redactor::new([secret.to_string()]).needles;
+        self.needles.append(&mut more);
+        self.needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        self.needles.dedup();
+    }
+
+    /// `data` with every secret replaced, byte for byte (for response bodies of any type).
+    pub fn bytes(&self, data: Vec<u8>) -> Vec<u8> {
+        let mut data = data;
+        for needle in &self.needles {
+            let needle = needle.as_bytes();
+            if data.len() < needle.len() || !data.windows(needle.len()).any(|w| w == needle) {
+                continue;
+            }
+            let mut out = Vec::with_capacity(data.len());
+            let mut i = 0;
+            while i < data.len() {
+                if data[i..].starts_with(needle) {
+                    out.extend_from_slice(REDACTED.as_bytes());
+                    i += needle.len();
+                } else {
+                    out.push(data[i]);
+                    i += 1;
+                }
+            }
+            data = out;
+        }
+        data
+    }
+
     /// Whether there is nothing to redact.
     pub fn is_empty(&self) -> bool {
         self.needles.is_empty()

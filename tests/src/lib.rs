@@ -10,6 +10,8 @@ use weft::plugin::{HostOptions, PluginHost};
 use weft::runner::{RunRequest, Runner};
 use weft::store::{RunWithSteps, SledStore};
 
+pub mod server;
+
 include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
 
 /// The path of the plugin built from package `stem` (`path_helper`, `testing_spin`, …).
@@ -97,12 +99,34 @@ impl TestEnv {
 
     /// Runs `weft ARGS` in the directory.
     pub fn weft(&self, args: &[&str]) -> Output {
-        let out = Command::new(weft_bin())
-            .args(args)
+        self.weft_with(args, &[], None)
+    }
+
+    /// Runs `weft ARGS` in the directory with extra environment variables and, optionally,
+    /// text on standard input.
+    pub fn weft_with(&self, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+        use std::io::Write;
+        let mut cmd = Command::new(weft_bin());
+        cmd.args(args)
             .current_dir(self.dir.path())
             .env_remove("WEFT_STORE")
-            .output()
-            .expect("the weft binary runs");
+            .env_remove("WEFT_MASTER_KEY")
+            .env_remove("WEFT_MASTER_KEY_FILE")
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("the weft binary runs");
+        if let Some(text) = stdin {
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(text.as_bytes())
+                .expect("write stdin");
+        }
+        drop(child.stdin.take());
+        let out = child.wait_with_output().expect("the weft binary finishes");
         Output {
             success: out.status.success(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -123,10 +147,31 @@ impl TestEnv {
 }
 
 /// The process's one plugin host, as in the engine: one `wasmtime::Engine` per process.
+/// Tests resolve `internal.test` to a private address and `public.test` to loopback through
+/// the host's resolve overrides, since they cannot rely on DNS.
 pub fn host() -> Arc<PluginHost> {
     static HOST: OnceLock<Arc<PluginHost>> = OnceLock::new();
-    HOST.get_or_init(|| Arc::new(PluginHost::new(HostOptions::default()).expect("the host starts")))
-        .clone()
+    HOST.get_or_init(|| {
+        let options = HostOptions {
+            resolve: [
+                (
+                    "internal.test".to_string(),
+                    vec!["10.0.0.5".parse().expect("ip")],
+                ),
+                (
+                    "mixed.test".to_string(),
+                    vec![
+                        "93.184.216.34".parse().expect("ip"),
+                        "192.168.1.9".parse().expect("ip"),
+                    ],
+                ),
+            ]
+            .into(),
+            ..HostOptions::default()
+        };
+        Arc::new(PluginHost::new(options).expect("the host starts"))
+    })
+    .clone()
 }
 
 /// Runs `instance`'s first flow with `runner`.

@@ -1,5 +1,6 @@
 //! Commands of the `weft` binary.
 
+mod credentials;
 mod output;
 
 use std::path::{Path, PathBuf};
@@ -54,6 +55,11 @@ enum Command {
     Runs {
         #[command(subcommand)]
         command: RunsCommand,
+    },
+    /// Manage credentials: stored encrypted in the store under `WEFT_MASTER_KEY`.
+    Credentials {
+        #[command(subcommand)]
+        command: credentials::Command,
     },
 }
 
@@ -124,8 +130,9 @@ pub fn main() -> anyhow::Result<ExitCode> {
             let ws = load_workspace(&workspace)?;
             let store_dir = store_dir(cli.store.as_deref(), Some(&workspace));
             let store = Arc::new(SledStore::open(&store_dir)?);
+            let vault = credentials::open_vault_if_configured(&store, ws.name())?;
             let host = Arc::new(PluginHost::new(HostOptions::default())?);
-            let runner = Runner::new(host, store.clone());
+            let runner = Runner::new(host, store.clone()).with_vault(vault);
             let rt = runtime()?;
             if !json {
                 output::announce(&ws, &instance, flow.as_deref());
@@ -148,6 +155,7 @@ pub fn main() -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Command::Credentials { command } => credentials::main(command, cli.store.as_deref()),
         Command::Runs { command } => match command {
             RunsCommand::List {
                 workspace,
@@ -190,14 +198,14 @@ pub fn main() -> anyhow::Result<ExitCode> {
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("failed to start the async runtime")
 }
 
-fn load_workspace(path: &Path) -> anyhow::Result<Workspace> {
+pub(crate) fn load_workspace(path: &Path) -> anyhow::Result<Workspace> {
     if !path.is_file() {
         bail!(
             "workspace file `{}` does not exist; pass the path of a `weft.toml` (or `.json`)",
@@ -208,7 +216,7 @@ fn load_workspace(path: &Path) -> anyhow::Result<Workspace> {
 }
 
 /// `--store`, else `.weft/` beside the workspace file, else `.weft/` here.
-fn store_dir(store: Option<&Path>, workspace: Option<&Path>) -> PathBuf {
+pub(crate) fn store_dir(store: Option<&Path>, workspace: Option<&Path>) -> PathBuf {
     match (store, workspace) {
         (Some(dir), _) => dir.to_path_buf(),
         (None, Some(ws)) => ws.parent().unwrap_or(Path::new(".")).join(".weft"),

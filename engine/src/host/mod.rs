@@ -2,6 +2,7 @@
 //! that a fresh [`wasmtime::Store`] holds for exactly one step execution.
 
 pub mod config;
+pub mod http;
 pub mod log;
 
 use wasmtime::component::ResourceTable;
@@ -14,6 +15,7 @@ pub(crate) mod bindings {
     wasmtime::component::bindgen!({
         world: "step",
         path: "../wit",
+        imports: { "weft:step/http.send": async },
         exports: { default: async },
     });
 }
@@ -32,6 +34,8 @@ pub struct StepState {
     pub config: config::ConfigVars,
     /// What the step logged through `weft:step/log`.
     pub log: log::StepLog,
+    /// Outbound HTTP through `weft:step/http`.
+    pub http: http::HttpState,
     pub(crate) limiter: StepLimiter,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
@@ -48,7 +52,7 @@ impl std::fmt::Debug for StepState {
 
 impl StepState {
     /// State for one execution: no files, no network, no environment, stdio captured.
-    pub fn new(config: config::ConfigVars, memory_limit: u64) -> Self {
+    pub fn new(config: config::ConfigVars, http: http::HttpState, memory_limit: u64) -> Self {
         let stdout = MemoryOutputPipe::new(STDIO_CAPTURE);
         let stderr = MemoryOutputPipe::new(STDIO_CAPTURE);
         let wasi = WasiCtx::builder()
@@ -63,6 +67,7 @@ impl StepState {
             table: ResourceTable::new(),
             config,
             log: log::StepLog::default(),
+            http,
             limiter: StepLimiter {
                 memory: usize::try_from(memory_limit).unwrap_or(usize::MAX),
                 exceeded: None,

@@ -234,6 +234,7 @@ mod tests {
             name: "C".into(),
             fields: Map::new(),
             config: obj(json!({ "b": "cust", "c": "cust" })),
+            credentials: Default::default(),
         };
         let instance = InstanceSpec {
             id: "i1".into(),
@@ -242,6 +243,7 @@ mod tests {
             integration: "i".into(),
             config: obj(json!({ "a": "inst" })),
             enabled: true,
+            credentials: Default::default(),
         };
         let ws = obj(json!({ "a": "ws", "b": "ws", "c": "ws", "d": "ws", "e": "ws" }));
         let r = resolve(&integration, &ws, &customer, &instance).unwrap();

@@ -11,6 +11,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
+use crate::credentials::CredentialSpec;
+
 /// An integration: the config vars it needs and its flows (`integration.toml`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -124,6 +126,10 @@ pub struct StepSpec {
     /// The step's inputs; strings may hold `{{ … }}` references.
     #[serde(default)]
     pub inputs: Map<String, Json>,
+    /// The name of the credential the host applies to this step's requests; an instance may
+    /// bind another with `credentials = { <step id> = "<name>" }`.
+    #[serde(default)]
+    pub credential: Option<String>,
     /// Shorthand for `limits.time`.
     #[serde(default)]
     pub timeout: Option<String>,
@@ -170,6 +176,9 @@ pub struct WorkspaceFile {
     /// Integrations deployed to customers.
     #[serde(default)]
     pub instances: Vec<InstanceSpec>,
+    /// Workspace-level credentials by name; secret fields are `env:NAME` or `file:PATH`.
+    #[serde(default)]
+    pub credentials: BTreeMap<String, CredentialSpec>,
 }
 
 /// The `[workspace]` table.
@@ -181,13 +190,38 @@ pub struct WorkspaceMeta {
     pub name: Option<String>,
 }
 
-/// Where a plugin comes from.
+/// Where a plugin comes from and what it is granted.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginSpec {
     /// A path to a `.wasm` component relative to the workspace file, or `builtin:NAME` for a
     /// plugin shipped inside the `weft` binary.
     pub source: String,
+    /// What the plugin may reach over HTTP; without it, every request is refused.
+    #[serde(default)]
+    pub http: Option<HttpGrantSpec>,
+}
+
+/// A plugin's HTTP grant: `http = { allow = ["https://pokeapi.co"] }`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpGrantSpec {
+    /// Origins it may reach: `https://api.example.com`, `https://*.example.com:8443`,
+    /// `http://127.0.0.1:*`, `https://*` (any host, still subject to the address checks).
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Allow loopback addresses (127.0.0.0/8, ::1). For tests and local demos.
+    #[serde(default)]
+    pub allow_loopback: bool,
+    /// Allow private, shared (CGNAT), link-local and unique-local addresses.
+    #[serde(default)]
+    pub allow_private: bool,
+    /// Allow cloud metadata addresses (169.254.169.254 and the like).
+    #[serde(default)]
+    pub allow_metadata: bool,
+    /// The largest response body (default `10 MiB`).
+    #[serde(default)]
+    pub max_response: Option<String>,
 }
 
 /// A customer of the workspace.
@@ -204,6 +238,9 @@ pub struct CustomerSpec {
     /// Customer-level config var values.
     #[serde(default)]
     pub config: Map<String, Json>,
+    /// Customer-level credentials by name; they win over workspace credentials of that name.
+    #[serde(default)]
+    pub credentials: BTreeMap<String, CredentialSpec>,
 }
 
 /// An integration deployed for one customer.
@@ -225,6 +262,9 @@ pub struct InstanceSpec {
     /// A disabled instance does not run.
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Credential bindings by step id, overriding the steps' own `credential`.
+    #[serde(default)]
+    pub credentials: BTreeMap<String, String>,
 }
 
 fn yes() -> bool {

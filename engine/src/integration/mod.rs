@@ -17,6 +17,7 @@ use std::sync::Arc;
 pub use config::{ConfigProblem, Level, ResolvedConfig, ResolvedVar};
 pub use files::{CustomerSpec, InstanceSpec, IntegrationFile, WorkspaceFile};
 
+use crate::host::http::HttpGrant;
 use crate::limits::StepLimits;
 use template::Template;
 
@@ -29,6 +30,8 @@ pub struct Workspace {
     pub file: WorkspaceFile,
     /// The integrations it lists, by name.
     pub integrations: BTreeMap<String, Arc<Integration>>,
+    /// Each declared plugin's HTTP grant, parsed.
+    pub grants: BTreeMap<String, Arc<HttpGrant>>,
 }
 
 /// An integration that parsed and validated.
@@ -62,6 +65,8 @@ pub struct Step {
     pub inputs: Vec<(String, Template)>,
     /// The limits for this step: the engine's defaults with the step's overrides applied.
     pub limits: StepLimits,
+    /// The credential bound in the integration file, if any.
+    pub credential: Option<String>,
 }
 
 /// Where a plugin's component comes from.
@@ -143,6 +148,16 @@ impl Workspace {
     /// of that name.
     pub fn plugin_source(&self, name: &str) -> Option<PluginSource> {
         plugin_source(&self.file, self.dir(), name)
+    }
+
+    /// The name of the workspace (for binding stored credentials to it); `default` if unnamed.
+    pub fn name(&self) -> &str {
+        self.file.workspace.name.as_deref().unwrap_or("default")
+    }
+
+    /// The HTTP grant of plugin `name`: what its `[plugins.NAME] http` entry allows.
+    pub fn http_grant(&self, name: &str) -> Arc<HttpGrant> {
+        self.grants.get(name).cloned().unwrap_or_default()
     }
 
     /// Resolves the config vars of `instance`: instance value, then customer var, then

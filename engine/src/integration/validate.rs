@@ -9,6 +9,8 @@ use super::template::{Path as RefPath, Segment, Template};
 use super::{
     Diagnostic, Flow, Integration, PluginSource, Step, ValidationErrors, Workspace, plugin_source,
 };
+use crate::host::http::HttpGrant;
+use crate::host::http::policy::{AddressPolicy, HostPattern};
 use crate::limits::{Bytes, StepLimits, parse_duration, parse_size};
 
 struct Report {
@@ -43,6 +45,23 @@ pub(super) fn load(path: &Path) -> Result<Workspace, ValidationErrors> {
     let dir = path.parent().unwrap_or(Path::new("."));
 
     check_plugins(&file, dir, path, &mut report);
+    let grants = check_grants(&file, path, &mut report);
+    for (name, spec) in &file.credentials {
+        for problem in spec.check_in_file() {
+            report.add(path, &[quoted("credential", name)], problem);
+        }
+    }
+    for customer in &file.customers {
+        for (name, spec) in &customer.credentials {
+            for problem in spec.check_in_file() {
+                report.add(
+                    path,
+                    &[quoted("customer", &customer.id), quoted("credential", name)],
+                    problem,
+                );
+            }
+        }
+    }
 
     let mut integrations = BTreeMap::new();
     for (n, rel) in file.integrations.iter().enumerate() {
@@ -75,6 +94,7 @@ pub(super) fn load(path: &Path) -> Result<Workspace, ValidationErrors> {
         path: path.to_path_buf(),
         file,
         integrations,
+        grants,
     };
     check_customers_and_instances(&workspace, &mut report);
 
@@ -110,6 +130,48 @@ fn check_plugins(file: &WorkspaceFile, dir: &Path, path: &Path, report: &mut Rep
             _ => {}
         }
     }
+}
+
+fn check_grants(
+    file: &WorkspaceFile,
+    path: &Path,
+    report: &mut Report,
+) -> BTreeMap<String, Arc<HttpGrant>> {
+    let mut grants = BTreeMap::new();
+    for (name, spec) in &file.plugins {
+        let Some(http) = &spec.http else { continue };
+        let mut grant = HttpGrant {
+            allow: Vec::new(),
+            addresses: AddressPolicy {
+                allow_loopback: http.allow_loopback,
+                allow_private: http.allow_private,
+                allow_metadata: http.allow_metadata,
+            },
+            max_response: HttpGrant::DEFAULT_MAX_RESPONSE,
+        };
+        for pattern in &http.allow {
+            match HostPattern::parse(pattern) {
+                Ok(p) => grant.allow.push(p),
+                Err(e) => report.add(
+                    path,
+                    &[quoted("plugin", name), "field `http.allow`".into()],
+                    e,
+                ),
+            }
+        }
+        if let Some(max) = &http.max_response {
+            match parse_size(max) {
+                Ok(bytes) => grant.max_response = bytes,
+                Err(e) => report.add(
+                    path,
+                    &[quoted("plugin", name), "field `http.max_response`".into()],
+                    e,
+                ),
+            }
+        }
+        grants.insert(name.clone(), Arc::new(grant));
+    }
+    grants
 }
 
 fn check_integration(
@@ -204,6 +266,7 @@ fn check_integration(
                 plugin: step.plugin.clone(),
                 inputs,
                 limits,
+                credential: step.credential.clone(),
             });
         }
         flows.push(Flow {
@@ -417,6 +480,23 @@ fn check_customers_and_instances(ws: &Workspace, report: &mut Report) {
                 ),
             );
             continue;
+        }
+        let integration = &ws.integrations[&instance.integration];
+        for step_id in instance.credentials.keys() {
+            if !integration
+                .flows
+                .iter()
+                .any(|f| f.steps.iter().any(|s| &s.id == step_id))
+            {
+                report.add(
+                    path,
+                    &[at.clone(), format!("field `credentials.{step_id}`")],
+                    format!(
+                        "integration `{}` has no step `{step_id}` to bind a credential to",
+                        instance.integration
+                    ),
+                );
+            }
         }
         if let Err(problems) = ws.resolve_config(instance) {
             for problem in problems {

@@ -23,6 +23,7 @@ use wasmtime::{
 
 use crate::host::bindings::{Step as StepBindings, StepPre};
 use crate::host::config::ConfigVars;
+use crate::host::http::{HttpClients, HttpContext, HttpState};
 use crate::host::log::LogLine;
 use crate::host::{self, Blob, ErrorKind, MemoryLimitExceeded, StepState, Value};
 use crate::integration::PluginSource;
@@ -37,12 +38,16 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub struct HostOptions {
     /// How many steps may execute at once; the instance pool is sized for this many.
     pub max_concurrent_steps: u32,
+    /// Names the HTTP capability resolves to fixed addresses instead of asking DNS (the
+    /// addresses are still checked against each plugin's grant).
+    pub resolve: HashMap<String, Vec<std::net::IpAddr>>,
 }
 
 impl Default for HostOptions {
     fn default() -> Self {
         Self {
             max_concurrent_steps: 128,
+            resolve: HashMap::new(),
         }
     }
 }
@@ -76,6 +81,8 @@ pub struct StepCall<'a> {
     pub config: ConfigVars,
     /// The limits to enforce.
     pub limits: StepLimits,
+    /// What the step may reach over HTTP; `None` when its plugin has no grant.
+    pub http: Option<HttpContext>,
 }
 
 /// What a step execution produced: its result and its log.
@@ -182,6 +189,7 @@ pub struct PluginHost {
     /// Plugins by where they were loaded from, to skip reading and hashing them again.
     loaded: Mutex<LoadedPlugins>,
     permits: Semaphore,
+    http: Arc<HttpClients>,
     _ticker: Ticker,
 }
 
@@ -219,6 +227,7 @@ impl PluginHost {
         wt(wasmtime_wasi::p2::add_to_linker_async(&mut linker)).context("failed to link WASI")?;
         host::config::add_to_linker(&mut linker, |s| &mut s.config)?;
         host::log::add_to_linker(&mut linker, |s| &mut s.log)?;
+        host::http::add_to_linker(&mut linker, |s| &mut s.http)?;
 
         let stop = Arc::new(AtomicBool::new(false));
         let ticker_engine = engine.weak();
@@ -242,6 +251,7 @@ impl PluginHost {
             compiled: Mutex::new(HashMap::new()),
             loaded: Mutex::new(HashMap::new()),
             permits: Semaphore::new(slots as usize),
+            http: Arc::new(HttpClients::with_overrides(options.resolve.clone())),
             _ticker: Ticker(stop),
         })
     }
@@ -310,11 +320,20 @@ impl PluginHost {
         self.compiled.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The HTTP clients steps share.
+    pub fn http_clients(&self) -> &Arc<HttpClients> {
+        &self.http
+    }
+
     /// Executes one step in a fresh store and instance, enforcing its limits.
     pub async fn execute(&self, plugin: &Plugin, call: StepCall<'_>) -> StepOutcome {
         let _permit = self.permits.acquire().await;
         let limits = call.limits;
-        let mut store = Store::new(&self.engine, StepState::new(call.config, limits.memory));
+        let http = HttpState::new(call.http, std::time::Instant::now() + limits.time);
+        let mut store = Store::new(
+            &self.engine,
+            StepState::new(call.config, http, limits.memory),
+        );
         store.limiter(|s| &mut s.limiter);
         let ticks = limits.time.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64;
         store.set_epoch_deadline(ticks.max(1));

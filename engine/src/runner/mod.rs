@@ -6,7 +6,11 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value as Json, json};
 
+use anyhow::Context as _;
+
+use crate::credentials::{Credential, vault::Vault};
 use crate::host::config::ConfigVars;
+use crate::host::http::HttpContext;
 use crate::integration::template::{Path as RefPath, RenderError, walk};
 use crate::integration::{Flow, ResolvedConfig, Workspace};
 use crate::plugin::{Plugin, PluginHost, StepCall, StepFailure};
@@ -61,6 +65,7 @@ pub struct RunRequest<'a> {
 pub struct Runner {
     host: Arc<PluginHost>,
     store: Arc<dyn RunStore>,
+    vault: Option<Arc<Vault>>,
 }
 
 impl std::fmt::Debug for Runner {
@@ -88,7 +93,17 @@ fn words(names: impl Iterator<Item = String>) -> String {
 impl Runner {
     /// A runner executing plugins on `host` and recording runs in `store`.
     pub fn new(host: Arc<PluginHost>, store: Arc<dyn RunStore>) -> Self {
-        Self { host, store }
+        Self {
+            host,
+            store,
+            vault: None,
+        }
+    }
+
+    /// Also looks credentials up in `vault` (the encrypted ones set with `weft credentials set`).
+    pub fn with_vault(mut self, vault: Option<Arc<Vault>>) -> Self {
+        self.vault = vault;
+        self
     }
 
     /// The store runs are recorded in.
@@ -146,10 +161,15 @@ impl Runner {
         };
 
         let config = ws.resolve_config(instance);
-        let redactor = Redactor::new(config.as_ref().map(|c| c.secrets()).unwrap_or_default());
+        let bound = self.bind_credentials(ws, instance, flow);
+        let mut secrets = config.as_ref().map(|c| c.secrets()).unwrap_or_default();
+        if let Ok(bound) = &bound {
+            secrets.extend(bound.values().flat_map(|c| c.secrets()));
+        }
+        let redactor = Redactor::new(secrets);
         let mut steps = Vec::new();
-        match config {
-            Err(problems) => {
+        match (config, bound) {
+            (Err(problems), _) => {
                 run.status = Status::Failed;
                 run.error = Some(format!(
                     "the run stopped before any step: {}",
@@ -160,7 +180,11 @@ impl Runner {
                         .join("; ")
                 ));
             }
-            Ok(config) => {
+            (_, Err(e)) => {
+                run.status = Status::Failed;
+                run.error = Some(redactor.text(&format!("the run stopped before any step: {e:#}")));
+            }
+            (Ok(config), Ok(credentials)) => {
                 run.config = redact_config(&config, &redactor);
                 self.store.put_run(&run).map_err(RunError::Store)?;
                 let context = Context {
@@ -177,7 +201,17 @@ impl Runner {
                     .iter()
                     .map(|(k, v)| (k.clone(), v.as_text()))
                     .collect();
-                self.run_steps(ws, flow, context, vars, &redactor, &mut run, &mut steps)
+                let template_context = Arc::new(json!({
+                    "config": context.config,
+                    "customer": context.customer,
+                    "instance": context.instance,
+                }));
+                let bindings = Bindings {
+                    vars,
+                    credentials,
+                    template_context,
+                };
+                self.run_steps(ws, flow, context, bindings, &redactor, &mut run, &mut steps)
                     .await?;
             }
         }
@@ -195,7 +229,7 @@ impl Runner {
         ws: &Workspace,
         flow: &Flow,
         mut context: Context,
-        vars: ConfigVars,
+        bindings: Bindings,
         redactor: &Redactor,
         run: &mut RunRecord,
         steps: &mut Vec<StepRecord>,
@@ -263,8 +297,16 @@ impl Runner {
                             StepCall {
                                 step_id: &step.id,
                                 inputs,
-                                config: vars.clone(),
+                                config: bindings.vars.clone(),
                                 limits: step.limits,
+                                http: Some(HttpContext {
+                                    plugin: step.plugin.clone(),
+                                    step: step.id.clone(),
+                                    grant: ws.http_grant(&step.plugin),
+                                    credential: bindings.credentials.get(&step.id).cloned(),
+                                    template_context: bindings.template_context.clone(),
+                                    clients: self.host.http_clients().clone(),
+                                }),
                             },
                         )
                         .await;
@@ -308,6 +350,55 @@ impl Runner {
         run.status = Status::Succeeded;
         run.result = last;
         Ok(())
+    }
+}
+
+/// What a run's steps are given besides their inputs.
+struct Bindings {
+    vars: ConfigVars,
+    /// Credentials by step id.
+    credentials: HashMap<String, Arc<Credential>>,
+    template_context: Arc<Json>,
+}
+
+impl Runner {
+    /// Resolves the credential bound to each step of `flow` (the instance's binding, else the
+    /// step's own), each name once.
+    fn bind_credentials(
+        &self,
+        ws: &Workspace,
+        instance: &crate::integration::InstanceSpec,
+        flow: &Flow,
+    ) -> anyhow::Result<HashMap<String, Arc<Credential>>> {
+        let mut by_name: HashMap<&str, Arc<Credential>> = HashMap::new();
+        let mut by_step = HashMap::new();
+        for step in &flow.steps {
+            let Some(name) = instance
+                .credentials
+                .get(&step.id)
+                .or(step.credential.as_ref())
+            else {
+                continue;
+            };
+            let credential = match by_name.get(name.as_str()) {
+                Some(c) => c.clone(),
+                None => {
+                    let c = Arc::new(
+                        crate::credentials::find(
+                            ws,
+                            self.vault.as_deref(),
+                            &instance.customer,
+                            name,
+                        )
+                        .with_context(|| format!("step `{}`", step.id))?,
+                    );
+                    by_name.insert(name, c.clone());
+                    c
+                }
+            };
+            by_step.insert(step.id.clone(), credential);
+        }
+        Ok(by_step)
     }
 }
 

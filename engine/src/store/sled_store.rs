@@ -47,6 +47,11 @@ impl SledStore {
         })
     }
 
+    /// The underlying database, for other parts of the engine that keep data in the store.
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
     /// The store's directory.
     pub fn path(&self) -> &Path {
         &self.path

@@ -1,0 +1,261 @@
+//! Credentials stored encrypted in the store (`weft credentials set`).
+//!
+//! Each credential is sealed with ChaCha20-Poly1305 under the master key; the associated data
+//! binds the workspace, the scope and name of the credential and the key version, so a sealed
+//! record copied under another name or workspace does not open. The master key comes from
+//! `WEFT_MASTER_KEY` (64 hex digits or base64 of 32 bytes) or from the file named by
+//! `WEFT_MASTER_KEY_FILE`, which must live outside the store directory. A check record sealed on
+//! first use tells a wrong key apart from a damaged record before anything is written.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use base64::Engine as _;
+use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use serde::{Deserialize, Serialize};
+
+use super::{CredentialSpec, Scope};
+use crate::store::SledStore;
+
+/// The key version new records are sealed with.
+const KEY_VERSION: u32 = 1;
+const CHECK_PLAINTEXT: &[u8] = b"weft master key check";
+
+/// The 32-byte key credentials are sealed with. Its `Debug` shows nothing.
+pub struct MasterKey([u8; 32]);
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey([redacted])")
+    }
+}
+
+impl MasterKey {
+    /// Parses 64 hex digits or base64 of 32 bytes.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let text = text.trim();
+        let bytes = if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            (0..32)
+                .map(|i| u8::from_str_radix(&text[i * 2..i * 2 + 2], 16))
+                .collect::<Result<Vec<u8>, _>>()?
+        } else {
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map_err(|_| {
+                    anyhow::anyhow!("the master key is neither 64 hex digits nor base64")
+                })?
+        };
+        let key: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| {
+            anyhow::anyhow!("the master key must be 32 bytes, not {}", b.len())
+        })?;
+        Ok(Self(key))
+    }
+
+    /// A new random key, as 64 hex digits.
+    pub fn generate() -> String {
+        let key = ChaCha20Poly1305::generate_key(&mut chacha20poly1305::aead::OsRng);
+        crate::value::hex(&key)
+    }
+
+    /// The key from `WEFT_MASTER_KEY` or `WEFT_MASTER_KEY_FILE`, refusing a key file inside
+    /// `store_dir` (a key kept beside what it protects protects nothing).
+    pub fn from_env(store_dir: &Path) -> anyhow::Result<Self> {
+        if let Ok(text) = std::env::var("WEFT_MASTER_KEY") {
+            return Self::parse(&text).context("`WEFT_MASTER_KEY` is not a valid master key");
+        }
+        if let Ok(path) = std::env::var("WEFT_MASTER_KEY_FILE") {
+            let path = Path::new(&path);
+            let (abs_key, abs_store) =
+                (std::path::absolute(path)?, std::path::absolute(store_dir)?);
+            if abs_key.starts_with(&abs_store) {
+                bail!(
+                    "the master key file `{}` is inside the store directory `{}`; keep it elsewhere",
+                    path.display(),
+                    store_dir.display()
+                );
+            }
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!("failed to read the master key file `{}`", path.display())
+            })?;
+            return Self::parse(&text)
+                .with_context(|| format!("`{}` is not a valid master key", path.display()));
+        }
+        bail!(
+            "no master key: set `WEFT_MASTER_KEY` (64 hex digits; `weft credentials new-key` makes one) or `WEFT_MASTER_KEY_FILE` to a file outside the store"
+        )
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Sealed {
+    key_version: u32,
+    nonce: String,
+    ciphertext: String,
+}
+
+/// One stored credential's name and scope, without its secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredName {
+    /// Its scope.
+    pub scope: Scope,
+    /// Its name.
+    pub name: String,
+}
+
+/// The encrypted credentials of one workspace.
+pub struct Vault {
+    tree: sled::Tree,
+    meta: sled::Tree,
+    workspace: String,
+    cipher: ChaCha20Poly1305,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vault")
+            .field("workspace", &self.workspace)
+            .finish_non_exhaustive()
+    }
+}
+
+fn scope_key(scope: &Scope) -> String {
+    match scope {
+        Scope::Workspace => "workspace".into(),
+        Scope::Customer(id) => format!("customer:{id}"),
+    }
+}
+
+impl Vault {
+    /// Opens the vault of `workspace` in `store`, checking `key` against the store's check
+    /// record (and writing that record on first use).
+    pub fn open(store: &SledStore, workspace: &str, key: MasterKey) -> anyhow::Result<Self> {
+        let db = store.db();
+        let vault = Self {
+            tree: db.open_tree("credentials")?,
+            meta: db.open_tree("meta")?,
+            workspace: workspace.to_string(),
+            cipher: ChaCha20Poly1305::new(Key::from_slice(&key.0)),
+        };
+        match vault.meta.get("master-key-check")? {
+            Some(bytes) => {
+                let sealed: Sealed = serde_json::from_slice(&bytes)
+                    .context("the store's master key check record is damaged")?;
+                vault.open_sealed(&sealed, b"master-key-check").map_err(|_| {
+                    anyhow::anyhow!(
+                        "the master key is not the one this store's credentials were sealed with; nothing was changed"
+                    )
+                })?;
+            }
+            None => {
+                let sealed = vault.seal(CHECK_PLAINTEXT, b"master-key-check")?;
+                vault
+                    .meta
+                    .insert("master-key-check", serde_json::to_vec(&sealed)?)?;
+                vault.meta.flush()?;
+            }
+        }
+        Ok(vault)
+    }
+
+    fn record_key(&self, scope: &Scope, name: &str) -> String {
+        format!("{}\0{}\0{name}", self.workspace, scope_key(scope))
+    }
+
+    fn aad(&self, scope: &Scope, name: &str, version: u32) -> Vec<u8> {
+        format!("{}|{}/{name}|v{version}", self.workspace, scope_key(scope)).into_bytes()
+    }
+
+    fn seal(&self, plaintext: &[u8], aad: &[u8]) -> anyhow::Result<Sealed> {
+        let nonce = ChaCha20Poly1305::generate_nonce(&mut chacha20poly1305::aead::OsRng);
+        let ciphertext = self
+            .cipher
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
+            .map_err(|_| anyhow::anyhow!("failed to encrypt"))?;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        Ok(Sealed {
+            key_version: KEY_VERSION,
+            nonce: b64.encode(nonce),
+            ciphertext: b64.encode(ciphertext),
+        })
+    }
+
+    fn open_sealed(&self, sealed: &Sealed, aad: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let nonce = b64.decode(&sealed.nonce)?;
+        if nonce.len() != 12 {
+            bail!("bad nonce");
+        }
+        let ciphertext = b64.decode(&sealed.ciphertext)?;
+        self.cipher
+            .decrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: &ciphertext,
+                    aad,
+                },
+            )
+            .map_err(|_| anyhow::anyhow!("decryption failed"))
+    }
+
+    /// Stores `spec` (with its secret values) sealed, replacing any credential of that name
+    /// and scope, and flushes it to disk.
+    pub fn put(&self, scope: &Scope, name: &str, spec: &CredentialSpec) -> anyhow::Result<()> {
+        let plaintext = serde_json::to_vec(spec)?;
+        let sealed = self.seal(&plaintext, &self.aad(scope, name, KEY_VERSION))?;
+        self.tree
+            .insert(self.record_key(scope, name), serde_json::to_vec(&sealed)?)?;
+        self.tree
+            .flush()
+            .context("failed to flush the credential to disk")?;
+        Ok(())
+    }
+
+    /// The credential `name` in `scope`, decrypted.
+    pub fn get(&self, scope: &Scope, name: &str) -> anyhow::Result<Option<CredentialSpec>> {
+        let Some(bytes) = self.tree.get(self.record_key(scope, name))? else {
+            return Ok(None);
+        };
+        let sealed: Sealed = serde_json::from_slice(&bytes)
+            .with_context(|| format!("the stored credential `{name}` ({scope}) is damaged"))?;
+        let plaintext = self
+            .open_sealed(&sealed, &self.aad(scope, name, sealed.key_version))
+            .with_context(|| format!("the stored credential `{name}` ({scope}) does not decrypt: it was altered or moved"))?;
+        Ok(Some(serde_json::from_slice(&plaintext)?))
+    }
+
+    /// Removes the credential; whether it existed.
+    pub fn delete(&self, scope: &Scope, name: &str) -> anyhow::Result<bool> {
+        let existed = self.tree.remove(self.record_key(scope, name))?.is_some();
+        self.tree.flush()?;
+        Ok(existed)
+    }
+
+    /// The names and scopes of the workspace's stored credentials.
+    pub fn list(&self) -> anyhow::Result<Vec<StoredName>> {
+        let prefix = format!("{}\0", self.workspace);
+        let mut out = Vec::new();
+        for entry in self.tree.scan_prefix(prefix.as_bytes()) {
+            let (key, _) = entry?;
+            let key = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            let Some((scope, name)) = key.split_once('\0') else {
+                continue;
+            };
+            let scope = match scope.strip_prefix("customer:") {
+                Some(id) => Scope::Customer(id.to_string()),
+                None => Scope::Workspace,
+            };
+            out.push(StoredName {
+                scope,
+                name: name.to_string(),
+            });
+        }
+        Ok(out)
+    }
+}
