@@ -306,13 +306,7 @@ pub fn main(command: Command, store_override: Option<&Path>) -> anyhow::Result<E
             } else {
                 None
             };
-            let credential = match &customer {
-                Some(id) => credentials::find(&ws, vault.as_deref(), id, &name)?,
-                None => {
-                    // Workspace scope only: no customer's credential can shadow it.
-                    credentials::find(&ws, vault.as_deref(), "\0", &name)?
-                }
-            };
+            let credential = credentials::find(&ws, vault.as_deref(), customer.as_deref(), &name)?;
             let Some(test) = credential.test.clone() else {
                 bail!(
                     "credential `{name}` has no test request; add `test = {{ url = \"https://…\" }}` (or `--test-url` when setting it)"

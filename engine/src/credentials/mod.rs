@@ -428,23 +428,27 @@ impl CredentialSpec {
     }
 }
 
-/// Finds credential `name` for `customer` and loads its secrets. Searched in order: the
-/// customer's stored credentials, the customer's in the workspace file, the workspace's stored
-/// credentials, the workspace's in the file.
+/// Finds credential `name` as `customer` sees it (or, with `None`, at workspace scope only)
+/// and loads its secrets. Searched in order: the customer's stored credentials, the customer's
+/// in the workspace file, the workspace's stored credentials, the workspace's in the file.
 pub fn find(
     ws: &crate::integration::Workspace,
     vault: Option<&vault::Vault>,
-    customer: &str,
+    customer: Option<&str>,
     name: &str,
 ) -> anyhow::Result<Credential> {
-    let customer_scope = Scope::Customer(customer.to_string());
+    let mut scopes = Vec::new();
+    if let Some(id) = customer {
+        scopes.push(Scope::Customer(id.to_string()));
+    }
+    scopes.push(Scope::Workspace);
     let in_file = |scope: &Scope| -> Option<&CredentialSpec> {
         match scope {
             Scope::Workspace => ws.file.credentials.get(name),
             Scope::Customer(id) => ws.customer(id).and_then(|c| c.credentials.get(name)),
         }
     };
-    for scope in [customer_scope, Scope::Workspace] {
+    for scope in scopes {
         if let Some(vault) = vault
             && let Some(spec) = vault.get(&scope, name)?
         {
@@ -465,7 +469,11 @@ pub fn find(
     } else {
         " (stored credentials were not searched: set `WEFT_MASTER_KEY` to use them)"
     };
+    let searched = match customer {
+        Some(id) => format!("customer `{id}` and the workspace"),
+        None => "the workspace".to_string(),
+    };
     bail!(
-        "no credential `{name}`: searched customer `{customer}` and the workspace, in the workspace file and the store{store_hint}; define it under `[credentials.{name}]` or with `weft credentials set {name}`"
+        "no credential `{name}`: searched {searched}, in the workspace file and the store{store_hint}; define it under `[credentials.{name}]` or with `weft credentials set {name}`"
     )
 }

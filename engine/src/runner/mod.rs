@@ -387,7 +387,7 @@ impl Runner {
                         crate::credentials::find(
                             ws,
                             self.vault.as_deref(),
-                            &instance.customer,
+                            Some(&instance.customer),
                             name,
                         )
                         .with_context(|| format!("step `{}`", step.id))?,
