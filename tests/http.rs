@@ -464,6 +464,14 @@ fn stored_credentials_survive_a_restart_and_a_wrong_key_changes_nothing() {
     assert_eq!(key.len(), 64);
     let other_key = "ab".repeat(32);
     let with_key = [("WEFT_MASTER_KEY", key.as_str())];
+    let test_partner = [
+        "credentials",
+        "test",
+        "partner",
+        "-w",
+        "weft.toml",
+        "--allow-loopback",
+    ];
 
     // A secret on the command line is refused.
     let out = env.weft_with(
@@ -535,18 +543,7 @@ fn stored_credentials_survive_a_restart_and_a_wrong_key_changes_nothing() {
         server.seen_at("/protected").last().unwrap().headers["authorization"],
         "Bearer good-token"
     );
-    let out = env.weft_with(
-        &[
-            "credentials",
-            "test",
-            "partner",
-            "-w",
-            "weft.toml",
-            "--allow-loopback",
-        ],
-        &with_key,
-        None,
-    );
+    let out = env.weft_with(&test_partner, &with_key, None);
     assert!(out.success, "{out:?}");
     assert!(
         out.stdout.contains("Credential `partner` works: GET"),
@@ -556,18 +553,9 @@ fn stored_credentials_survive_a_restart_and_a_wrong_key_changes_nothing() {
 
     // A wrong key: a clear error, and the stored credential is untouched.
     let wrong = [("WEFT_MASTER_KEY", other_key.as_str())];
-    let set_wrong = [
-        "credentials",
-        "set",
-        "partner",
-        "-w",
-        "weft.toml",
-        "--kind",
-        "bearer",
-        "--field",
-        "token=-",
-    ];
-    let out = env.weft_with(&set_wrong, &wrong, Some("bad-token\n"));
+    // The same command without the host and test URL.
+    let set_wrong = &set[..9];
+    let out = env.weft_with(set_wrong, &wrong, Some("bad-token\n"));
     assert!(!out.success);
     assert!(out.stderr.contains("the master key is not the one this store's credentials were sealed with; nothing was changed"), "{}", out.stderr);
     let out = env.weft_with(
@@ -608,18 +596,7 @@ fn stored_credentials_survive_a_restart_and_a_wrong_key_changes_nothing() {
     // A failing test request reports the upstream status.
     let out = env.weft_with(&set, &with_key, Some("stale-token\n"));
     assert!(out.success, "{out:?}");
-    let out = env.weft_with(
-        &[
-            "credentials",
-            "test",
-            "partner",
-            "-w",
-            "weft.toml",
-            "--allow-loopback",
-        ],
-        &with_key,
-        None,
-    );
+    let out = env.weft_with(&test_partner, &with_key, None);
     assert!(!out.success);
     assert!(out.stderr.contains("answered 401"), "{}", out.stderr);
     assert!(out.stderr.contains("bad token"), "{}", out.stderr);

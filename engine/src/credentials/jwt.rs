@@ -2,7 +2,7 @@
 //! near expiry) and sends it as `Authorization: Bearer <token>`.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
@@ -52,6 +52,18 @@ pub fn normalize_pem(key: &str) -> anyhow::Result<String> {
     Ok(pem)
 }
 
+/// Tokens issued in this process, by signer fingerprint and claims, so that runs reuse a token
+/// until shortly before it expires instead of signing one per run.
+type TokenCache = Mutex<HashMap<String, (Secret, SystemTime)>>;
+
+/// The most tokens kept; past it, expired ones are dropped, then the cache is cleared.
+const MAX_CACHED_TOKENS: usize = 10_000;
+
+fn token_cache() -> &'static TokenCache {
+    static CACHE: OnceLock<TokenCache> = OnceLock::new();
+    CACHE.get_or_init(TokenCache::default)
+}
+
 /// Signs tokens for one `jwt-bearer` credential.
 pub struct JwtSigner {
     alg: Algorithm,
@@ -60,7 +72,9 @@ pub struct JwtSigner {
     header: Header,
     payload: Template,
     lifetime: Duration,
-    cache: Mutex<HashMap<String, (Secret, SystemTime)>>,
+    /// Identifies the algorithm, key, header and lifetime, without revealing the key.
+    fingerprint: String,
+    issued: Mutex<Vec<Secret>>,
 }
 
 impl std::fmt::Debug for JwtSigner {
@@ -112,6 +126,15 @@ impl JwtSigner {
         }
         let payload = Template::compile(&Json::Object(payload))
             .context("the JWT payload has a malformed template")?;
+        let fingerprint = {
+            use sha2::{Digest, Sha256};
+            let mut hash = Sha256::new();
+            hash.update(format!("{alg:?}\0{}\0", lifetime.as_secs()));
+            hash.update(serde_json::to_vec(&header).unwrap_or_default());
+            hash.update([0]);
+            hash.update(key.expose().as_bytes());
+            crate::value::hex(&hash.finalize())
+        };
         Ok(Self {
             alg,
             key: encoding,
@@ -119,16 +142,25 @@ impl JwtSigner {
             header,
             payload,
             lifetime,
-            cache: Mutex::new(HashMap::new()),
+            fingerprint,
+            issued: Mutex::new(Vec::new()),
         })
     }
 
-    /// The signing key and every token issued, for redaction.
+    /// The signing key and every token this signer handed out, for redaction.
     pub fn secrets(&self) -> Vec<String> {
         let mut out = vec![self.key_text.expose().to_string()];
-        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        out.extend(cache.values().map(|(t, _)| t.expose().to_string()));
+        let issued = self.issued.lock().unwrap_or_else(|e| e.into_inner());
+        out.extend(issued.iter().map(|t| t.expose().to_string()));
         out
+    }
+
+    fn hand_out(&self, token: Secret) -> Secret {
+        self.issued
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(token.clone());
+        token
     }
 
     /// A token for the claims rendered against `context` (an object with `config`,
@@ -145,15 +177,15 @@ impl JwtSigner {
         else {
             bail!("the JWT payload must be an object");
         };
-        let cache_key = Json::Object(claims.clone()).to_string();
+        let cache_key = format!("{}\0{}", self.fingerprint, Json::Object(claims.clone()));
         let now = SystemTime::now();
         let margin = (self.lifetime / 5).min(Duration::from_secs(60));
         {
-            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            let cache = token_cache().lock().unwrap_or_else(|e| e.into_inner());
             if let Some((token, expires)) = cache.get(&cache_key)
                 && now + margin < *expires
             {
-                return Ok(token.clone());
+                return Ok(self.hand_out(token.clone()));
             }
         }
         let iat = now
@@ -166,11 +198,16 @@ impl JwtSigner {
         let token = jsonwebtoken::encode(&self.header, &claims, &self.key)
             .with_context(|| format!("failed to sign the JWT with {:?}", self.alg))?;
         let token = Secret::new(token);
-        self.cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(cache_key, (token.clone(), expires));
-        Ok(token)
+        let mut cache = token_cache().lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= MAX_CACHED_TOKENS {
+            cache.retain(|_, (_, expires)| *expires > now);
+            if cache.len() >= MAX_CACHED_TOKENS {
+                cache.clear();
+            }
+        }
+        cache.insert(cache_key, (token.clone(), expires));
+        drop(cache);
+        Ok(self.hand_out(token))
     }
 }
 
@@ -189,16 +226,20 @@ mod tests {
         assert!(e.starts_with("the private key is not a PEM key"), "{e}");
     }
 
-    #[test]
-    fn hmac_tokens_are_cached_per_claims() {
-        let signer = JwtSigner::new(
+    fn hs256_signer() -> JwtSigner {
+        JwtSigner::new(
             Algorithm::HS256,
             &Secret::new("0123456789abcdef0123456789abcdef"),
             serde_json::from_str(r#"{ "sub": "{{ customer.id }}" }"#).unwrap(),
             Map::new(),
             Duration::from_secs(300),
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn hmac_tokens_are_cached_per_claims() {
+        let signer = hs256_signer();
         let a = signer
             .token(&serde_json::json!({ "customer": { "id": "a" } }))
             .unwrap();
@@ -211,5 +252,32 @@ mod tests {
         assert_eq!(a, again);
         assert_ne!(a, b);
         assert!(parse_algorithm("none").is_err());
+
+        // PS256 signatures are randomised, so equal tokens can only come from the cache: a
+        // signer made again for the next run (same key and settings) reuses the token.
+        let ps256 = || {
+            JwtSigner::new(
+                Algorithm::PS256,
+                &Secret::new(include_str!("../../../tests/fixtures/rsa-private.pem")),
+                serde_json::from_str(r#"{ "sub": "x" }"#).unwrap(),
+                Map::new(),
+                Duration::from_secs(300),
+            )
+            .unwrap()
+        };
+        let pem = include_str!("../../../tests/fixtures/rsa-private.pem");
+        let key = EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap();
+        let header = Header::new(Algorithm::PS256);
+        let claims = serde_json::json!({ "sub": "x" });
+        assert_ne!(
+            jsonwebtoken::encode(&header, &claims, &key).unwrap(),
+            jsonwebtoken::encode(&header, &claims, &key).unwrap(),
+            "the premise: signing twice gives two tokens"
+        );
+        let ctx = serde_json::json!({});
+        let first = ps256().token(&ctx).unwrap();
+        let next_run = ps256();
+        assert_eq!(next_run.token(&ctx).unwrap(), first);
+        assert!(next_run.secrets().contains(&first.expose().to_string()));
     }
 }
