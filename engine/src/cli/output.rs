@@ -9,19 +9,21 @@ use weft::store::{RunRecord, RunWithSteps, Status};
 use weft::value::RecordedValue;
 
 pub fn announce(ws: &Workspace, instance: &str, flow: Option<&str>) {
-    if let Some(spec) = ws.instance(instance) {
-        let flow = flow
-            .map(str::to_string)
-            .or_else(|| {
-                ws.integrations
-                    .get(&spec.integration)
-                    .and_then(|i| i.flows.first())
-                    .map(|f| f.name.clone())
-            })
-            .unwrap_or_default();
+    let Some(spec) = ws.instance(instance) else {
+        return;
+    };
+    let Some(integration) = ws.integrations.get(&spec.integration) else {
+        return;
+    };
+    let flow = match flow {
+        Some(name) => integration.flows.iter().find(|f| f.name == name),
+        None => integration.flows.first(),
+    };
+    // An unknown flow is reported by the run itself; announce only what will run.
+    if let Some(flow) = flow {
         println!(
-            "Running flow `{flow}` of `{}` for customer `{}` (instance `{instance}`)",
-            spec.integration, spec.customer
+            "Running flow `{}` of `{}` for customer `{}` (instance `{instance}`)",
+            flow.name, spec.integration, spec.customer
         );
     }
 }
