@@ -12,6 +12,7 @@ const BUILTINS: &[(&str, &str, &str)] = &[
     ("path-helper", "path-helper", "path_helper"),
     ("http-get", "http-get", "http_get"),
     ("http-request", "http-request", "http_request"),
+    ("s3-put-object", "s3-put-object", "s3_put_object"),
 ];
 
 fn main() {
@@ -25,6 +26,7 @@ fn main() {
         "http-common",
         "http-get",
         "http-request",
+        "s3-put-object",
     ] {
         println!(
             "cargo:rerun-if-changed={}",

@@ -1,27 +1,21 @@
 //! Running the example end to end through the `weft` binary, and reading the runs back.
 
 use serde_json::{Value, json};
-use weft_tests::{TestEnv, repo};
-
-fn example() -> String {
-    repo()
-        .join("examples/pokemon-avatar-sync/weft.toml")
-        .display()
-        .to_string()
-}
+use weft_tests::{TestEnv, pokemon_example};
 
 #[test]
-fn both_customers_get_their_paths_and_the_runs_are_recorded() {
-    let env = TestEnv::new();
+fn both_customers_runs_are_recorded_and_read_back() {
+    let (env, stand_ins) = pokemon_example();
     let store = env.path().join("store").display().to_string();
+    let api = format!("http://{}/api/v2/pokemon", stand_ins.servers.pokeapi);
     let cases = [
         (
             "smith-rocket-avatar-sync",
-            json!({ "pokemonUrl": "https://pokeapi.co/api/v2/pokemon/pikachu", "s3ObjectPath": "Smith Rocket Company.png" }),
+            json!({ "pokemonUrl": format!("{api}/pikachu"), "s3ObjectPath": "Smith Rocket Company.png" }),
         ),
         (
             "ftl-rockets-avatar-sync",
-            json!({ "pokemonUrl": "https://pokeapi.co/api/v2/pokemon/onix", "s3ObjectPath": "FTL Rockets.png" }),
+            json!({ "pokemonUrl": format!("{api}/onix"), "s3ObjectPath": "FTL Rockets.png" }),
         ),
     ];
     let mut ids = Vec::new();
@@ -30,7 +24,7 @@ fn both_customers_get_their_paths_and_the_runs_are_recorded() {
             "--store",
             &store,
             "run",
-            &example(),
+            "weft.toml",
             "--instance",
             instance,
             "--json",
@@ -38,29 +32,45 @@ fn both_customers_get_their_paths_and_the_runs_are_recorded() {
         assert!(out.success, "{out:?}");
         let run: Value = serde_json::from_str(&out.stdout).expect("--json prints JSON");
         assert_eq!(run["status"], "succeeded");
-        assert_eq!(run["result"]["json"], *expected);
         assert_eq!(run["steps"][0]["id"], "path_helper");
         assert_eq!(run["steps"][0]["output"]["json"], *expected);
+        // The run's result is its last step's: where the avatar was saved.
+        assert_eq!(
+            run["result"]["json"]["key"], expected["s3ObjectPath"],
+            "{}",
+            run["result"]
+        );
         ids.push(run["id"].as_str().unwrap().to_string());
     }
 
-    // The table form names the step, its plugin and its status.
+    // The table form names each step, its plugin and its status.
     let out = env.weft(&[
         "--store",
         &store,
         "run",
-        &example(),
+        "weft.toml",
         "--instance",
         "ftl-rockets-avatar-sync",
     ]);
     assert!(out.success, "{out:?}");
+    for (step, plugin) in [
+        ("path_helper", "path-helper"),
+        ("get_pokemon_data", "http-get"),
+        ("get_pokemon_avatar", "http-get"),
+        ("save_avatar", "s3-put-object"),
+    ] {
+        assert!(
+            out.stdout.lines().any(|l| {
+                let words: Vec<&str> = l.split_whitespace().collect();
+                words.starts_with(&[step, plugin, "succeeded"])
+            }),
+            "{}",
+            out.stdout
+        );
+    }
     assert!(
-        out.stdout.contains("path_helper  path-helper  succeeded"),
-        "{}",
         out.stdout
-    );
-    assert!(
-        out.stdout.contains(r#""s3ObjectPath": "FTL Rockets.png""#),
+            .contains(r#""location": "s3://weft-demo-avatars/FTL Rockets.png""#),
         "{}",
         out.stdout
     );
@@ -90,12 +100,17 @@ fn both_customers_get_their_paths_and_the_runs_are_recorded() {
 
     let out = env.weft(&["--store", &store, "runs", "show", &ids[0]]);
     assert!(out.success, "{out:?}");
+    let path_helper = format!(
+        r#"Output     {{"pokemonUrl":"{api}/pikachu","s3ObjectPath":"Smith Rocket Company.png"}}"#
+    );
     for needle in [
         "Status       succeeded",
         "customerName = \"Smith Rocket Company\" (customer)",
         "pokemonAvatarS3BucketName = \"weft-demo-avatars\" (workspace)",
         "Step 1 `path_helper` (plugin path-helper): succeeded in",
-        r#"Output     {"pokemonUrl":"https://pokeapi.co/api/v2/pokemon/pikachu","s3ObjectPath":"Smith Rocket Company.png"}"#,
+        &path_helper,
+        "Step 3 `get_pokemon_avatar` (plugin http-get): succeeded in",
+        "Step 4 `save_avatar` (plugin s3-put-object): succeeded in",
     ] {
         assert!(
             out.stdout.contains(needle),

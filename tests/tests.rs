@@ -3,5 +3,6 @@
 
 mod http;
 mod limits;
+mod pokemon;
 mod runs;
 mod validate;

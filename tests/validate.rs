@@ -71,7 +71,7 @@ fn every_problem_is_reported_with_where_and_how_to_fix_it() {
         ),
         // unknown plugin
         format!(
-            "{integration}, flow `sync`, step `second`, field `plugin`: unknown plugin `no-such-plugin`; add it to `[plugins]` in the workspace file or use a built-in plugin (`path-helper`, `http-get`, `http-request`)"
+            "{integration}, flow `sync`, step `second`, field `plugin`: unknown plugin `no-such-plugin`; add it to `[plugins]` in the workspace file or use a built-in plugin (`path-helper`, `http-get`, `http-request`, `s3-put-object`)"
         ),
         // unknown step
         format!(

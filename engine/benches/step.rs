@@ -163,6 +163,7 @@ fn main() -> anyhow::Result<()> {
                             config: config.clone(),
                             limits,
                             http: None,
+                            s3: None,
                         },
                     )
                     .await;

@@ -66,6 +66,7 @@
 #![deny(missing_docs)]
 
 pub mod credentials;
+pub mod demo;
 pub mod host;
 pub mod integration;
 pub mod limits;

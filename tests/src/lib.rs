@@ -209,3 +209,75 @@ integration = "test"
     }
     ws
 }
+
+/// The demo's stand-ins for the Pokemon API and S3, on a runtime of their own so that a test
+/// can block on the `weft` binary while they serve.
+#[derive(Debug)]
+pub struct StandIns {
+    /// The servers.
+    pub servers: weft::demo::StandIns,
+    rt: tokio::runtime::Runtime,
+}
+
+/// A test directory holding the Pokemon Avatar Sync example (`weft.toml`, `integration.toml`,
+/// the credential's secret file) pointed at fresh stand-ins, as `weft demo` writes it.
+pub fn pokemon_example() -> (TestEnv, StandIns) {
+    let env = TestEnv::new();
+    let stand_ins = StandIns::start(&env.path().join("s3"));
+    weft::demo::write_workspace(env.path(), &stand_ins.servers).expect("the workspace is written");
+    (env, stand_ins)
+}
+
+/// The secret access key the tests' S3 stand-in accepts.
+pub const S3_SECRET: &str = "test-secret-7d1e0c5a9b3f";
+
+impl StandIns {
+    /// Starts both stand-ins, the S3 one keeping its buckets under `root`.
+    pub fn start(root: &Path) -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let servers = rt
+            .block_on(weft::demo::StandIns::start(root, S3_SECRET))
+            .expect("the stand-ins start");
+        Self { servers, rt }
+    }
+
+    /// Reads object `key` of `bucket` back through the S3 API, as a user would check it:
+    /// (bytes, content type).
+    pub fn get_object(&self, bucket: &str, key: &str) -> (Vec<u8>, Option<String>) {
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url(format!("http://{}", self.servers.s3))
+            .force_path_style(true)
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                weft::demo::ACCESS_KEY,
+                S3_SECRET,
+                None,
+                None,
+                "tests",
+            ))
+            .build();
+        let client = aws_sdk_s3::Client::from_conf(config);
+        self.rt.block_on(async {
+            let object = client
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "s3://{bucket}/{key} cannot be read: {}",
+                        aws_sdk_s3::error::DisplayErrorContext(e)
+                    )
+                });
+            let content_type = object.content_type().map(str::to_string);
+            let bytes = object.body.collect().await.expect("the body arrives");
+            (bytes.into_bytes().to_vec(), content_type)
+        })
+    }
+}

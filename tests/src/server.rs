@@ -37,7 +37,8 @@ struct Shared {
 /// - `/status/{code}`: that status, with the request's headers echoed in the body;
 /// - `/redirect?to=URL`: 302 to `URL`;
 /// - `/big?size=N`: N bytes;
-/// - `/protected`: 200 for `Authorization: Bearer good-token`, else 401.
+/// - `/protected`: 200 for `Authorization: Bearer good-token`, else 401;
+/// - `/api/v2/pokemon/{name}`: a Pokemon whose avatar URL (`sprites.front_default`) 404s.
 #[derive(Debug)]
 pub struct TestServer {
     /// Where it listens.
@@ -148,6 +149,14 @@ async fn handle(
                 )
                     .into_response()
             }
+        }
+        p if p.starts_with("/api/v2/pokemon/") => {
+            let host = header_map.get("host").cloned().unwrap_or_default();
+            axum::Json(serde_json::json!({
+                "name": &p["/api/v2/pokemon/".len()..],
+                "sprites": { "front_default": format!("http://{host}/status/404") },
+            }))
+            .into_response()
         }
         p if p.starts_with("/status/") => {
             let code = p["/status/".len()..].parse().unwrap_or(500);

@@ -1,6 +1,7 @@
 //! Commands of the `weft` binary.
 
 mod credentials;
+mod demo;
 mod output;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +30,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the Pokemon Avatar Sync example end to end, offline: local stand-ins for the Pokemon
+    /// API and S3, both customers' instances, and where the avatars landed.
+    Demo {
+        /// Where to keep the demo's workspace, bucket and run records.
+        #[arg(long, value_name = "DIR", default_value = ".weft/demo")]
+        dir: PathBuf,
+    },
     /// Check a workspace file and every integration it lists, reporting all problems at once.
     Validate {
         /// The workspace file (`weft.toml` or `.json`).
@@ -155,6 +163,7 @@ pub fn main() -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Command::Demo { dir } => demo::main(dir),
         Command::Credentials { command } => credentials::main(command, cli.store.as_deref()),
         Command::Runs { command } => match command {
             RunsCommand::List {

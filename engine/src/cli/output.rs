@@ -58,7 +58,7 @@ pub fn run_summary(run: &RunWithSteps, store_dir: &Path, workspace: &Path) {
     println!("Details: weft runs show {} {hint}", r.id);
 }
 
-fn steps_table(run: &RunWithSteps) {
+pub fn steps_table(run: &RunWithSteps) {
     if run.steps.is_empty() {
         return;
     }

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod http;
 pub mod log;
+pub mod s3;
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Result};
@@ -15,7 +16,7 @@ pub(crate) mod bindings {
     wasmtime::component::bindgen!({
         world: "step",
         path: "../wit",
-        imports: { "weft:step/http.send": async },
+        imports: { "weft:step/http.send": async, "weft:step/s3.put-object": async },
         exports: { default: async },
     });
 }
@@ -36,6 +37,8 @@ pub struct StepState {
     pub log: log::StepLog,
     /// Outbound HTTP through `weft:step/http`.
     pub http: http::HttpState,
+    /// Object writes through `weft:step/s3`.
+    pub s3: s3::S3State,
     pub(crate) limiter: StepLimiter,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
@@ -52,7 +55,12 @@ impl std::fmt::Debug for StepState {
 
 impl StepState {
     /// State for one execution: no files, no network, no environment, stdio captured.
-    pub fn new(config: config::ConfigVars, http: http::HttpState, memory_limit: u64) -> Self {
+    pub fn new(
+        config: config::ConfigVars,
+        http: http::HttpState,
+        s3: s3::S3State,
+        memory_limit: u64,
+    ) -> Self {
         let stdout = MemoryOutputPipe::new(STDIO_CAPTURE);
         let stderr = MemoryOutputPipe::new(STDIO_CAPTURE);
         let wasi = WasiCtx::builder()
@@ -68,6 +76,7 @@ impl StepState {
             config,
             log: log::StepLog::default(),
             http,
+            s3,
             limiter: StepLimiter {
                 memory: usize::try_from(memory_limit).unwrap_or(usize::MAX),
                 exceeded: None,

@@ -200,6 +200,30 @@ pub struct PluginSpec {
     /// What the plugin may reach over HTTP; without it, every request is refused.
     #[serde(default)]
     pub http: Option<HttpGrantSpec>,
+    /// What the plugin may write to S3; without it, every S3 request is refused.
+    #[serde(default)]
+    pub s3: Option<S3GrantSpec>,
+}
+
+/// A plugin's S3 grant: `s3 = { buckets = ["avatars"] }`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3GrantSpec {
+    /// Buckets it may write to: `avatars` (any key), `exports/reports/` (keys under that
+    /// prefix), `*` (any bucket).
+    #[serde(default)]
+    pub buckets: Vec<String>,
+    /// Endpoints of S3-compatible stores it may use, as origins (`http://127.0.0.1:9000`,
+    /// `https://*.r2.cloudflarestorage.com`); Amazon S3 itself needs none.
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+    /// Allow loopback addresses (127.0.0.0/8, ::1). For tests and local demos.
+    #[serde(default)]
+    pub allow_loopback: bool,
+    /// Allow private, shared (CGNAT), link-local and unique-local addresses (a MinIO on the
+    /// local network).
+    #[serde(default)]
+    pub allow_private: bool,
 }
 
 /// A plugin's HTTP grant: `http = { allow = ["https://pokeapi.co"] }`.

@@ -18,6 +18,7 @@ pub use config::{ConfigProblem, Level, ResolvedConfig, ResolvedVar};
 pub use files::{CustomerSpec, InstanceSpec, IntegrationFile, WorkspaceFile};
 
 use crate::host::http::HttpGrant;
+use crate::host::s3::S3Grant;
 use crate::limits::StepLimits;
 use template::Template;
 
@@ -32,6 +33,8 @@ pub struct Workspace {
     pub integrations: BTreeMap<String, Arc<Integration>>,
     /// Each declared plugin's HTTP grant, parsed.
     pub grants: BTreeMap<String, Arc<HttpGrant>>,
+    /// Each declared plugin's S3 grant, parsed.
+    pub s3_grants: BTreeMap<String, Arc<S3Grant>>,
 }
 
 /// An integration that parsed and validated.
@@ -158,6 +161,11 @@ impl Workspace {
     /// The HTTP grant of plugin `name`: what its `[plugins.NAME] http` entry allows.
     pub fn http_grant(&self, name: &str) -> Arc<HttpGrant> {
         self.grants.get(name).cloned().unwrap_or_default()
+    }
+
+    /// The S3 grant of plugin `name`, if its `[plugins.NAME]` entry has one.
+    pub fn s3_grant(&self, name: &str) -> Option<Arc<S3Grant>> {
+        self.s3_grants.get(name).cloned()
     }
 
     /// Resolves the config vars of `instance`: instance value, then customer var, then

@@ -11,6 +11,7 @@ use super::{
 };
 use crate::host::http::HttpGrant;
 use crate::host::http::policy::{AddressPolicy, HostPattern};
+use crate::host::s3::{BucketGrant, S3Grant};
 use crate::limits::{Bytes, StepLimits, parse_duration, parse_size};
 
 struct Report {
@@ -46,6 +47,7 @@ pub(super) fn load(path: &Path) -> Result<Workspace, ValidationErrors> {
 
     check_plugins(&file, dir, path, &mut report);
     let grants = check_grants(&file, path, &mut report);
+    let s3_grants = check_s3_grants(&file, path, &mut report);
     for (name, spec) in &file.credentials {
         for problem in spec.check_in_file() {
             report.add(path, &[quoted("credential", name)], problem);
@@ -95,6 +97,7 @@ pub(super) fn load(path: &Path) -> Result<Workspace, ValidationErrors> {
         file,
         integrations,
         grants,
+        s3_grants,
     };
     check_customers_and_instances(&workspace, &mut report);
 
@@ -165,6 +168,48 @@ fn check_grants(
                 Err(e) => report.add(
                     path,
                     &[quoted("plugin", name), "field `http.max_response`".into()],
+                    e,
+                ),
+            }
+        }
+        grants.insert(name.clone(), Arc::new(grant));
+    }
+    grants
+}
+
+fn check_s3_grants(
+    file: &WorkspaceFile,
+    path: &Path,
+    report: &mut Report,
+) -> BTreeMap<String, Arc<S3Grant>> {
+    let mut grants = BTreeMap::new();
+    for (name, spec) in &file.plugins {
+        let Some(s3) = &spec.s3 else { continue };
+        let mut grant = S3Grant {
+            buckets: Vec::new(),
+            endpoints: Vec::new(),
+            addresses: AddressPolicy {
+                allow_loopback: s3.allow_loopback,
+                allow_private: s3.allow_private,
+                allow_metadata: false,
+            },
+        };
+        for bucket in &s3.buckets {
+            match BucketGrant::parse(bucket) {
+                Ok(b) => grant.buckets.push(b),
+                Err(e) => report.add(
+                    path,
+                    &[quoted("plugin", name), "field `s3.buckets`".into()],
+                    e,
+                ),
+            }
+        }
+        for endpoint in &s3.endpoints {
+            match HostPattern::parse(endpoint) {
+                Ok(p) => grant.endpoints.push(p),
+                Err(e) => report.add(
+                    path,
+                    &[quoted("plugin", name), "field `s3.endpoints`".into()],
                     e,
                 ),
             }

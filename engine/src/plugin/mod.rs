@@ -25,6 +25,7 @@ use crate::host::bindings::{Step as StepBindings, StepPre};
 use crate::host::config::ConfigVars;
 use crate::host::http::{HttpClients, HttpContext, HttpState};
 use crate::host::log::LogLine;
+use crate::host::s3::{S3Clients, S3Context, S3State};
 use crate::host::{self, Blob, ErrorKind, MemoryLimitExceeded, StepState, Value};
 use crate::integration::PluginSource;
 use crate::limits::{Bytes, Human, StepLimits};
@@ -83,6 +84,8 @@ pub struct StepCall<'a> {
     pub limits: StepLimits,
     /// What the step may reach over HTTP; `None` when its plugin has no grant.
     pub http: Option<HttpContext>,
+    /// What the step may do with S3; `None` when S3 is not available to it.
+    pub s3: Option<S3Context>,
 }
 
 /// What a step execution produced: its result and its log.
@@ -190,6 +193,7 @@ pub struct PluginHost {
     loaded: Mutex<LoadedPlugins>,
     permits: Semaphore,
     http: Arc<HttpClients>,
+    s3: Arc<S3Clients>,
     _ticker: Ticker,
 }
 
@@ -228,6 +232,7 @@ impl PluginHost {
         host::config::add_to_linker(&mut linker, |s| &mut s.config)?;
         host::log::add_to_linker(&mut linker, |s| &mut s.log)?;
         host::http::add_to_linker(&mut linker, |s| &mut s.http)?;
+        host::s3::add_to_linker(&mut linker, |s| &mut s.s3)?;
 
         let stop = Arc::new(AtomicBool::new(false));
         let ticker_engine = engine.weak();
@@ -252,6 +257,7 @@ impl PluginHost {
             loaded: Mutex::new(HashMap::new()),
             permits: Semaphore::new(slots as usize),
             http: Arc::new(HttpClients::with_overrides(options.resolve.clone())),
+            s3: Arc::new(S3Clients::with_overrides(options.resolve.clone())),
             _ticker: Ticker(stop),
         })
     }
@@ -325,14 +331,21 @@ impl PluginHost {
         &self.http
     }
 
+    /// The S3 clients steps share.
+    pub fn s3_clients(&self) -> &Arc<S3Clients> {
+        &self.s3
+    }
+
     /// Executes one step in a fresh store and instance, enforcing its limits.
     pub async fn execute(&self, plugin: &Plugin, call: StepCall<'_>) -> StepOutcome {
         let _permit = self.permits.acquire().await;
         let limits = call.limits;
-        let http = HttpState::new(call.http, std::time::Instant::now() + limits.time);
+        let deadline = std::time::Instant::now() + limits.time;
+        let http = HttpState::new(call.http, deadline);
+        let s3 = S3State::new(call.s3, deadline);
         let mut store = Store::new(
             &self.engine,
-            StepState::new(call.config, http, limits.memory),
+            StepState::new(call.config, http, s3, limits.memory),
         );
         store.limiter(|s| &mut s.limiter);
         let ticks = limits.time.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64;

@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use crate::credentials::{Credential, vault::Vault};
 use crate::host::config::ConfigVars;
 use crate::host::http::HttpContext;
+use crate::host::s3::S3Context;
 use crate::integration::template::{Path as RefPath, RenderError, walk};
 use crate::integration::{Flow, ResolvedConfig, Workspace};
 use crate::plugin::{Plugin, PluginHost, StepCall, StepFailure};
@@ -306,6 +307,13 @@ impl Runner {
                                     credential: bindings.credentials.get(&step.id).cloned(),
                                     template_context: bindings.template_context.clone(),
                                     clients: self.host.http_clients().clone(),
+                                }),
+                                s3: Some(S3Context {
+                                    plugin: step.plugin.clone(),
+                                    step: step.id.clone(),
+                                    grant: ws.s3_grant(&step.plugin),
+                                    credential: bindings.credentials.get(&step.id).cloned(),
+                                    clients: self.host.s3_clients().clone(),
                                 }),
                             },
                         )

@@ -50,7 +50,7 @@ impl HttpGrant {
 #[derive(Debug, Default)]
 pub struct HttpClients {
     clients: Mutex<HashMap<AddressPolicy, reqwest::Client>>,
-    overrides: Arc<HashMap<String, Vec<IpAddr>>>,
+    overrides: ResolveOverrides,
 }
 
 impl HttpClients {
@@ -86,33 +86,53 @@ impl HttpClients {
 /// Refused by the resolver: the name resolves to an address the policy forbids.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-struct AddressDenied(String);
+pub(crate) struct AddressDenied(pub(crate) String);
+
+/// Names answered from a fixed table instead of DNS (`curl --resolve`), lower case.
+pub(crate) type ResolveOverrides = Arc<HashMap<String, Vec<IpAddr>>>;
+
+/// Resolves `host` (from `overrides`, else DNS) and checks every address against `policy`;
+/// `grant` names the grant whose flags would allow a refused address. The error is an
+/// [`AddressDenied`] or the resolver's own.
+pub(crate) async fn resolve_checked(
+    policy: AddressPolicy,
+    overrides: &ResolveOverrides,
+    host: &str,
+    grant: &str,
+) -> Result<Vec<IpAddr>, Box<dyn std::error::Error + Send + Sync>> {
+    let ips: Vec<IpAddr> = match overrides.get(&host.to_ascii_lowercase()) {
+        Some(ips) => ips.clone(),
+        None => tokio::net::lookup_host((host, 0))
+            .await?
+            .map(|a| a.ip())
+            .collect(),
+    };
+    // Every address must pass: a name that mixes public and private answers is the shape of
+    // a DNS rebinding attack.
+    for ip in &ips {
+        if let Err(why) = policy.check_in(*ip, grant) {
+            return Err(Box::new(AddressDenied(format!(
+                "`{host}` resolves to {why}"
+            ))));
+        }
+    }
+    Ok(ips)
+}
 
 struct CheckingResolver {
     policy: AddressPolicy,
-    overrides: Arc<HashMap<String, Vec<IpAddr>>>,
+    overrides: ResolveOverrides,
 }
 
 impl reqwest::dns::Resolve for CheckingResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let policy = self.policy;
+        let overrides = self.overrides.clone();
         let host = name.as_str().to_string();
-        let overridden = self.overrides.get(&host.to_ascii_lowercase()).cloned();
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> = match overridden {
-                Some(ips) => ips.into_iter().map(|ip| SocketAddr::new(ip, 0)).collect(),
-                None => tokio::net::lookup_host((host.as_str(), 0)).await?.collect(),
-            };
-            // Every address must pass: a name that mixes public and private answers is the
-            // shape of a DNS rebinding attack.
-            for addr in &addrs {
-                if let Err(why) = policy.check(addr.ip()) {
-                    return Err(
-                        Box::new(AddressDenied(format!("`{host}` resolves to {why}"))) as _,
-                    );
-                }
-            }
-            let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
+            let ips = resolve_checked(policy, &overrides, &host, "http").await?;
+            let addrs: reqwest::dns::Addrs =
+                Box::new(ips.into_iter().map(|ip| SocketAddr::new(ip, 0)));
             Ok(addrs)
         })
     }

@@ -190,8 +190,14 @@ fn classify_v6(ip: Ipv6Addr) -> Option<&'static str> {
 }
 
 impl AddressPolicy {
-    /// `Err` with the reason when the policy does not let a plugin connect to `ip`.
+    /// `Err` with the reason when the policy does not let a plugin connect to `ip` over HTTP.
     pub fn check(&self, ip: IpAddr) -> Result<(), String> {
+        self.check_in(ip, "http")
+    }
+
+    /// `Err` with the reason when the policy of the plugin's `grant` (`http`, `s3`) does not let
+    /// it connect to `ip`; the reason names the flag in that grant that would allow it.
+    pub fn check_in(&self, ip: IpAddr, grant: &str) -> Result<(), String> {
         let Some(kind) = classify(ip) else {
             return Ok(());
         };
@@ -208,18 +214,19 @@ impl AddressPolicy {
             return Ok(());
         }
         let flag = match kind {
-            "a loopback address" => {
-                "; set `allow_loopback = true` in the plugin's `http` grant to allow it"
-            }
-            "a cloud metadata address" => {
-                "; set `allow_metadata = true` in the plugin's `http` grant to allow it"
-            }
+            "a loopback address" => "allow_loopback",
+            "a cloud metadata address" => "allow_metadata",
             "an unspecified address"
             | "a multicast or reserved address"
-            | "a multicast address" => "",
-            _ => "; set `allow_private = true` in the plugin's `http` grant to allow it",
+            | "a multicast address" => {
+                return Err(format!("{} is {kind}", canonical(ip)));
+            }
+            _ => "allow_private",
         };
-        Err(format!("{} is {kind}{flag}", canonical(ip)))
+        Err(format!(
+            "{} is {kind}; set `{flag} = true` in the plugin's `{grant}` grant to allow it",
+            canonical(ip)
+        ))
     }
 }
 
