@@ -41,7 +41,7 @@ pub fn build_plugins(repo: &Path, packages: &[&str]) -> PathBuf {
     let status = cmd.status().expect("failed to run cargo to build plugins/");
     assert!(
         status.success(),
-        "building the plugins in `{}` failed; is the wasm32-wasip2 target installed? (`rustup target add wasm32-wasip2`)",
+        "building the plugins in `{}` failed (the compiler's errors are above); if it says the `wasm32-wasip2` target is missing, run `rustup target add wasm32-wasip2`",
         plugins.display()
     );
     target_dir.join("wasm32-wasip2").join("release")

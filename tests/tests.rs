@@ -3,6 +3,7 @@
 
 mod http;
 mod limits;
+mod platform;
 mod pokemon;
 mod runs;
 mod validate;

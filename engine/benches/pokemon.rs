@@ -23,7 +23,9 @@ use weft::demo::{self, StandIns};
 use weft::integration::Workspace;
 use weft::plugin::{HostOptions, PluginHost};
 use weft::runner::{RunRequest, Runner};
-use weft::store::{RunFilter, RunRecord, RunStore, RunWithSteps, SledStore, Status, StepRecord};
+use weft::store::{
+    RunFilter, RunRecord, RunStore, RunWithSteps, SledStore, StateWrite, Status, StepRecord,
+};
 
 const BATCH: usize = 25;
 
@@ -77,7 +79,13 @@ impl RunStore for Discard {
     fn put_run(&self, _: &RunRecord) -> anyhow::Result<()> {
         Ok(())
     }
-    fn put_step(&self, _: &str, _: &StepRecord) -> anyhow::Result<()> {
+    fn commit_step(
+        &self,
+        _: &str,
+        _: &StepRecord,
+        _: &[(String, Vec<u8>)],
+        _: &[StateWrite],
+    ) -> anyhow::Result<()> {
         Ok(())
     }
     fn get_run(&self, _: &str) -> anyhow::Result<Option<RunWithSteps>> {

@@ -23,7 +23,9 @@ use weft::host::config::ConfigVars;
 use weft::integration::{PluginSource, Workspace};
 use weft::plugin::{HostOptions, PluginHost, StepCall};
 use weft::runner::{RunRequest, Runner};
-use weft::store::{RunFilter, RunRecord, RunStore, RunWithSteps, SledStore, Status, StepRecord};
+use weft::store::{
+    RunFilter, RunRecord, RunStore, RunWithSteps, SledStore, StateWrite, Status, StepRecord,
+};
 use weft::value::Val;
 
 const BATCH: usize = 500;
@@ -65,7 +67,13 @@ impl RunStore for Discard {
     fn put_run(&self, _: &RunRecord) -> anyhow::Result<()> {
         Ok(())
     }
-    fn put_step(&self, _: &str, _: &StepRecord) -> anyhow::Result<()> {
+    fn commit_step(
+        &self,
+        _: &str,
+        _: &StepRecord,
+        _: &[(String, Vec<u8>)],
+        _: &[StateWrite],
+    ) -> anyhow::Result<()> {
         Ok(())
     }
     fn get_run(&self, _: &str) -> anyhow::Result<Option<RunWithSteps>> {
@@ -164,6 +172,7 @@ fn main() -> anyhow::Result<()> {
                             limits,
                             http: None,
                             s3: None,
+                            state: None,
                         },
                     )
                     .await;

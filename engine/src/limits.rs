@@ -83,9 +83,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "s" | "sec" | "secs" => n,
         "m" | "min" => n * 60.0,
         "h" => n * 3600.0,
+        "d" => n * 86_400.0,
         _ => {
             return Err(format!(
-                "`{text}` has unknown unit `{unit}`; use `ms`, `s`, `m` or `h`"
+                "`{text}` has unknown unit `{unit}`; use `ms`, `s`, `m`, `h` or `d`"
             ));
         }
     };

@@ -38,7 +38,9 @@ struct Shared {
 /// - `/redirect?to=URL`: 302 to `URL`;
 /// - `/big?size=N`: N bytes;
 /// - `/protected`: 200 for `Authorization: Bearer good-token`, else 401;
-/// - `/api/v2/pokemon/{name}`: a Pokemon whose avatar URL (`sprites.front_default`) 404s.
+/// - `/api/v2/pokemon/{name}`: a Pokemon whose avatar URL (`sprites.front_default`) 404s;
+/// - `/flaky/{key}?fails=N`: 503 for the first N requests to that path, then `{"attempt": n}`;
+/// - `/slow?ms=N`: `{"slept_ms": N}` after N milliseconds.
 #[derive(Debug)]
 pub struct TestServer {
     /// Where it listens.
@@ -111,12 +113,16 @@ async fn handle(
             )
         })
         .collect();
-    shared.seen.lock().expect("lock").push(Seen {
-        path: path.clone(),
-        query: query.clone(),
-        headers: header_map.clone(),
-        body: body.to_vec(),
-    });
+    let nth = {
+        let mut seen = shared.seen.lock().expect("lock");
+        seen.push(Seen {
+            path: path.clone(),
+            query: query.clone(),
+            headers: header_map.clone(),
+            body: body.to_vec(),
+        });
+        seen.iter().filter(|s| s.path == path).count()
+    };
     let echo = serde_json::json!({ "headers": header_map, "query": query, "body": String::from_utf8_lossy(&body) });
     match path.as_str() {
         "/echo" => axum::Json(echo).into_response(),
@@ -149,6 +155,19 @@ async fn handle(
                 )
                     .into_response()
             }
+        }
+        p if p.starts_with("/flaky/") => {
+            let fails: usize = query.get("fails").and_then(|s| s.parse().ok()).unwrap_or(1);
+            if nth <= fails {
+                (StatusCode::SERVICE_UNAVAILABLE, "try again").into_response()
+            } else {
+                axum::Json(serde_json::json!({ "attempt": nth })).into_response()
+            }
+        }
+        "/slow" => {
+            let ms: u64 = query.get("ms").and_then(|s| s.parse().ok()).unwrap_or(10);
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            axum::Json(serde_json::json!({ "slept_ms": ms })).into_response()
         }
         p if p.starts_with("/api/v2/pokemon/") => {
             let host = header_map.get("host").cloned().unwrap_or_default();

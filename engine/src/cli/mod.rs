@@ -7,6 +7,7 @@ mod output;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -14,7 +15,7 @@ use clap::{Parser, Subcommand};
 use weft::integration::Workspace;
 use weft::plugin::{HostOptions, PluginHost};
 use weft::runner::{RunRequest, Runner};
-use weft::store::{RunFilter, RunStore, SledStore, Status};
+use weft::store::{Durability, RunFilter, RunStore, SledStore, Status};
 
 /// Weft runs integration flows whose steps are sandboxed WebAssembly components.
 #[derive(Debug, Parser)]
@@ -58,6 +59,14 @@ enum Command {
         /// Print the run record as JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Print a JSON line to stdout as each step is recorded (after it is durable), for
+        /// tools that follow a run.
+        #[arg(long)]
+        events: bool,
+        /// When records are made durable: `step` (after every step, the default), `run`
+        /// (at the end of the run) or `background` (left to the store, within 500 ms).
+        #[arg(long, default_value = "step", value_parser = parse_durability)]
+        durability: Durability,
     },
     /// Inspect recorded runs.
     Runs {
@@ -73,6 +82,41 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum RunsCommand {
+    /// Run a recorded run again, as a new run linked to it: its instance, flow, trigger input
+    /// and config snapshot (secret vars are resolved again).
+    Replay {
+        /// The run to replay.
+        run_id: String,
+        /// The workspace file.
+        #[arg(long, short)]
+        workspace: PathBuf,
+        /// Print the new run as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Continue an interrupted run from its last completed step.
+    Resume {
+        /// The interrupted run.
+        run_id: String,
+        /// The workspace file.
+        #[arg(long, short)]
+        workspace: PathBuf,
+        /// Print the run as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete old runs: those older than `--older-than`, and all but the newest `--keep`.
+    Prune {
+        /// The workspace whose store to prune (instead of `--store`).
+        #[arg(long, short)]
+        workspace: Option<PathBuf>,
+        /// Delete runs started longer ago than this (`30d`, `12h`).
+        #[arg(long, value_name = "DURATION", value_parser = parse_age)]
+        older_than: Option<Duration>,
+        /// Keep at most this many runs, the newest.
+        #[arg(long, value_name = "N")]
+        keep: Option<usize>,
+    },
     /// List runs, newest first.
     List {
         /// The workspace whose store to read (instead of `--store`).
@@ -81,6 +125,19 @@ enum RunsCommand {
         /// Only runs of this instance.
         #[arg(long, short)]
         instance: Option<String>,
+        /// Only runs for this customer.
+        #[arg(long, short)]
+        customer: Option<String>,
+        /// Only runs of this flow.
+        #[arg(long, short)]
+        flow: Option<String>,
+        /// Only runs with this status: running, succeeded, failed, succeeded_with_errors,
+        /// interrupted.
+        #[arg(long, value_parser = parse_status)]
+        status: Option<Status>,
+        /// Only runs started within this long before now (`90s`, `2h`, `7d`).
+        #[arg(long, value_name = "DURATION", value_parser = parse_age)]
+        since: Option<Duration>,
         /// At most this many runs.
         #[arg(long, default_value_t = 50)]
         limit: usize,
@@ -128,6 +185,8 @@ pub fn main() -> anyhow::Result<ExitCode> {
             flow,
             trigger,
             json,
+            events,
+            durability,
         } => {
             let trigger = match trigger {
                 Some(text) => {
@@ -137,12 +196,25 @@ pub fn main() -> anyhow::Result<ExitCode> {
             };
             let ws = load_workspace(&workspace)?;
             let store_dir = store_dir(cli.store.as_deref(), Some(&workspace));
-            let store = Arc::new(SledStore::open(&store_dir)?);
+            let store = Arc::new(open_store(&store_dir)?);
             let vault = credentials::open_vault_if_configured(&store, ws.name())?;
             let host = Arc::new(PluginHost::new(HostOptions::default())?);
-            let runner = Runner::new(host, store.clone()).with_vault(vault);
+            let mut runner = Runner::new(host, store.clone())
+                .with_vault(vault)
+                .with_durability(durability);
+            if events {
+                runner = runner.with_observer(Arc::new(|run, step| {
+                    let line = serde_json::json!({
+                        "event": "step_recorded",
+                        "run": run.id,
+                        "step": step,
+                    });
+                    println!("{line}");
+                    let _ = std::io::Write::flush(&mut std::io::stdout());
+                }));
+            }
             let rt = runtime()?;
-            if !json {
+            if !json && !events {
                 output::announce(&ws, &instance, flow.as_deref());
             }
             let run = rt.block_on(runner.run(RunRequest {
@@ -152,29 +224,66 @@ pub fn main() -> anyhow::Result<ExitCode> {
                 trigger,
             }))?;
             store.flush()?;
-            if json {
+            if events {
+                let line = serde_json::json!({ "event": "run_ended", "run": run.run });
+                println!("{line}");
+            } else if json {
                 println!("{}", serde_json::to_string_pretty(&run)?);
             } else {
                 output::run_summary(&run, &store_dir, &workspace);
             }
-            Ok(if run.run.status == Status::Succeeded {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            Ok(exit_code(&run.run))
         }
         Command::Demo { dir } => demo::main(dir),
         Command::Credentials { command } => credentials::main(command, cli.store.as_deref()),
         Command::Runs { command } => match command {
+            RunsCommand::Replay {
+                run_id,
+                workspace,
+                json,
+            } => again(cli.store.as_deref(), &workspace, &run_id, json, false),
+            RunsCommand::Resume {
+                run_id,
+                workspace,
+                json,
+            } => again(cli.store.as_deref(), &workspace, &run_id, json, true),
+            RunsCommand::Prune {
+                workspace,
+                older_than,
+                keep,
+            } => {
+                if older_than.is_none() && keep.is_none() {
+                    bail!("say what to prune: `--older-than DURATION`, `--keep N`, or both");
+                }
+                let store = open_existing_store(cli.store.as_deref(), workspace.as_deref())?;
+                let before = older_than.map(|age| now_ms().saturating_sub(age.as_millis() as u64));
+                let pruned = store.prune(before, keep)?;
+                println!(
+                    "Pruned {} run(s) and {} stored binary value(s) from {}.",
+                    pruned.runs,
+                    pruned.blobs,
+                    store.path().display()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
             RunsCommand::List {
                 workspace,
                 instance,
+                customer,
+                flow,
+                status,
+                since,
                 limit,
                 json,
             } => {
                 let store = open_existing_store(cli.store.as_deref(), workspace.as_deref())?;
                 let runs = store.list_runs(&RunFilter {
                     instance,
+                    customer,
+                    flow,
+                    status,
+                    since_ms: since.map(|age| now_ms().saturating_sub(age.as_millis() as u64)),
+                    until_ms: None,
                     limit: Some(limit),
                 })?;
                 if json {
@@ -244,5 +353,94 @@ fn open_existing_store(
             dir.display()
         );
     }
-    SledStore::open(&dir)
+    open_store(&dir)
+}
+
+/// Opens the store and marks the runs a crashed process left `running` as `interrupted`
+/// (sled locks the store to one process, so no other process can still be running them).
+fn open_store(dir: &Path) -> anyhow::Result<SledStore> {
+    let store = SledStore::open(dir)?;
+    let interrupted = store.mark_interrupted()?;
+    if !interrupted.is_empty() {
+        eprintln!(
+            "note: {} run(s) were interrupted by a stop of the process that ran them: {}; resume with `weft runs resume RUN_ID -w WEFT_TOML` or replay with `weft runs replay RUN_ID -w WEFT_TOML`",
+            interrupted.len(),
+            interrupted
+                .iter()
+                .map(|r| r.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(store)
+}
+
+/// `weft runs replay` and `weft runs resume`.
+fn again(
+    store: Option<&Path>,
+    workspace: &Path,
+    run_id: &str,
+    json: bool,
+    resume: bool,
+) -> anyhow::Result<ExitCode> {
+    let ws = load_workspace(workspace)?;
+    let store_dir = store_dir(store, Some(workspace));
+    let store = Arc::new(open_store(&store_dir)?);
+    let vault = credentials::open_vault_if_configured(&store, ws.name())?;
+    let host = Arc::new(PluginHost::new(HostOptions::default())?);
+    let runner = Runner::new(host, store.clone()).with_vault(vault);
+    let rt = runtime()?;
+    let run = rt.block_on(async {
+        if resume {
+            runner.resume(&ws, run_id).await
+        } else {
+            runner.replay(&ws, run_id).await
+        }
+    })?;
+    store.flush()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&run)?);
+    } else {
+        if resume {
+            println!("Resumed run {run_id}");
+        } else {
+            println!("Replaying run {run_id} as run {}", run.run.id);
+        }
+        output::run_summary(&run, &store_dir, workspace);
+    }
+    Ok(exit_code(&run.run))
+}
+
+fn exit_code(run: &weft::store::RunRecord) -> ExitCode {
+    if run.status == Status::Succeeded || run.status == Status::SucceededWithErrors {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn parse_durability(text: &str) -> Result<Durability, String> {
+    match text {
+        "step" => Ok(Durability::Step),
+        "run" => Ok(Durability::Run),
+        "background" => Ok(Durability::Background),
+        other => Err(format!(
+            "`{other}` is not a durability; write `step`, `run` or `background`"
+        )),
+    }
+}
+
+fn parse_status(text: &str) -> Result<Status, String> {
+    text.parse()
+}
+
+fn parse_age(text: &str) -> Result<Duration, String> {
+    weft::limits::parse_duration(text)
 }

@@ -110,13 +110,19 @@ pub fn runs_table(runs: &[RunRecord]) {
         .unwrap_or(8)
         .max(8);
     let w_flow = runs.iter().map(|r| r.flow.len()).max().unwrap_or(4).max(4);
+    let w_status = runs
+        .iter()
+        .map(|r| r.status.to_string().len())
+        .max()
+        .unwrap_or(9)
+        .max(9);
     println!(
-        "{:<36}  {:<20}  {:<w_inst$}  {:<w_flow$}  {:<9}  {:>9}",
+        "{:<36}  {:<20}  {:<w_inst$}  {:<w_flow$}  {:<w_status$}  {:>9}",
         "RUN", "STARTED (UTC)", "INSTANCE", "FLOW", "STATUS", "DURATION"
     );
     for r in runs {
         println!(
-            "{:<36}  {:<20}  {:<w_inst$}  {:<w_flow$}  {:<9}  {:>9}",
+            "{:<36}  {:<20}  {:<w_inst$}  {:<w_flow$}  {:<w_status$}  {:>9}",
             r.id,
             utc(r.started_at_ms),
             r.instance,
@@ -137,6 +143,15 @@ pub fn run_details(run: &RunWithSteps) {
         r.integration, r.integration_version, r.flow
     );
     println!("Started      {} UTC", utc(r.started_at_ms));
+    if let Some(of) = &r.replay_of {
+        println!("Replay of    {of}");
+    }
+    if r.resumed > 0 {
+        println!("Resumed      {} time(s) after an interruption", r.resumed);
+    }
+    if !r.trigger.is_null() {
+        println!("Trigger      {}", r.trigger);
+    }
     if let Some(us) = r.duration_us {
         println!("Duration     {}", micros(us));
     }
@@ -175,6 +190,18 @@ pub fn run_details(run: &RunWithSteps) {
         }
         if let Some(error) = &step.error {
             println!("  Error      {error}");
+        }
+        if !step.attempts.is_empty() {
+            println!("  Attempts");
+            for (n, attempt) in step.attempts.iter().enumerate() {
+                println!(
+                    "    {} at {} UTC, {}: {}",
+                    n + 1,
+                    utc(attempt.started_at_ms),
+                    micros(attempt.duration_us),
+                    attempt.error.as_deref().unwrap_or("succeeded")
+                );
+            }
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod config;
 pub mod http;
 pub mod log;
 pub mod s3;
+pub mod state;
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Result};
@@ -39,6 +40,8 @@ pub struct StepState {
     pub http: http::HttpState,
     /// Object writes through `weft:step/s3`.
     pub s3: s3::S3State,
+    /// Persisted key-value state through `weft:step/state`.
+    pub state: state::StepStateStore,
     pub(crate) limiter: StepLimiter,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
@@ -59,6 +62,7 @@ impl StepState {
         config: config::ConfigVars,
         http: http::HttpState,
         s3: s3::S3State,
+        state: state::StepStateStore,
         memory_limit: u64,
     ) -> Self {
         let stdout = MemoryOutputPipe::new(STDIO_CAPTURE);
@@ -77,6 +81,7 @@ impl StepState {
             log: log::StepLog::default(),
             http,
             s3,
+            state,
             limiter: StepLimiter {
                 memory: usize::try_from(memory_limit).unwrap_or(usize::MAX),
                 exceeded: None,

@@ -136,6 +136,46 @@ pub struct StepSpec {
     /// Per-step limits, overriding the engine's defaults.
     #[serde(default)]
     pub limits: LimitsSpec,
+    /// Run the step again when it fails with an error it marks retryable.
+    #[serde(default)]
+    pub retry: Option<RetrySpec>,
+    /// What a failure of this step does to the run.
+    #[serde(default)]
+    pub on_error: OnError,
+}
+
+/// `retry = { attempts = 3, delay = "1s", backoff = 2.0, max_delay = "30s", jitter = true }`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySpec {
+    /// Attempts in all, the first included (default 3, at most 20).
+    #[serde(default)]
+    pub attempts: Option<u32>,
+    /// The wait before the second attempt (default `1s`).
+    #[serde(default)]
+    pub delay: Option<String>,
+    /// What each wait is multiplied by for the next (default 2).
+    #[serde(default)]
+    pub backoff: Option<f64>,
+    /// The longest wait (default `30s`).
+    #[serde(default)]
+    pub max_delay: Option<String>,
+    /// Wait a random time between half the delay and the delay, so that many runs failing
+    /// together do not retry together (default true).
+    #[serde(default)]
+    pub jitter: Option<bool>,
+}
+
+/// What a step's failure does to its run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// The run stops and fails (the default).
+    #[default]
+    Fail,
+    /// The run goes on with the next step; it ends `succeeded_with_errors`. Later steps that
+    /// refer to this step's results fail, since it has none.
+    Continue,
 }
 
 /// Limits written in a file: `time = "5s"`, `memory = "64 MiB"`, `output = "1 MiB"`.

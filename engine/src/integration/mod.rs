@@ -70,6 +70,45 @@ pub struct Step {
     pub limits: StepLimits,
     /// The credential bound in the integration file, if any.
     pub credential: Option<String>,
+    /// When to try again after a retryable error.
+    pub retry: Option<RetryPolicy>,
+    /// What a failure does to the run.
+    pub on_error: files::OnError,
+}
+
+/// A step's retry policy, parsed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts in all.
+    pub attempts: u32,
+    /// The wait before the second attempt.
+    pub delay: std::time::Duration,
+    /// The factor between consecutive waits.
+    pub backoff: f64,
+    /// The longest wait.
+    pub max_delay: std::time::Duration,
+    /// Whether waits are randomised between half and all of their length.
+    pub jitter: bool,
+}
+
+impl RetryPolicy {
+    /// The most attempts a step may ask for.
+    pub const MAX_ATTEMPTS: u32 = 20;
+
+    /// The wait before attempt `attempt` (2 for the first retry).
+    pub fn delay_before(&self, attempt: u32) -> std::time::Duration {
+        let exponent = attempt.saturating_sub(2) as i32;
+        let full = self.delay.as_secs_f64() * self.backoff.powi(exponent);
+        let full = full.min(self.max_delay.as_secs_f64()).max(0.0);
+        let wait = if self.jitter {
+            use chacha20poly1305::aead::rand_core::RngCore as _;
+            let r = chacha20poly1305::aead::OsRng.next_u32() as f64 / u32::MAX as f64;
+            full * (0.5 + r / 2.0)
+        } else {
+            full
+        };
+        std::time::Duration::from_secs_f64(wait)
+    }
 }
 
 /// Where a plugin's component comes from.

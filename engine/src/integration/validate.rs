@@ -3,11 +3,13 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
-use super::files::{IntegrationFile, StepSpec, WorkspaceFile, read_file};
+use super::files::{IntegrationFile, RetrySpec, StepSpec, WorkspaceFile, read_file};
 use super::template::{Path as RefPath, Segment, Template};
 use super::{
-    Diagnostic, Flow, Integration, PluginSource, Step, ValidationErrors, Workspace, plugin_source,
+    Diagnostic, Flow, Integration, PluginSource, RetryPolicy, Step, ValidationErrors, Workspace,
+    plugin_source,
 };
 use crate::host::http::HttpGrant;
 use crate::host::http::policy::{AddressPolicy, HostPattern};
@@ -306,12 +308,18 @@ fn check_integration(
             }
             let inputs = check_inputs(step, index, &positions, &spec, &path, &step_at, report);
             let limits = check_limits(step, &path, &step_at, report);
+            let retry = step
+                .retry
+                .as_ref()
+                .and_then(|r| check_retry(r, &path, &step_at, report));
             steps.push(Step {
                 id: step.id.clone(),
                 plugin: step.plugin.clone(),
                 inputs,
                 limits,
                 credential: step.credential.clone(),
+                retry,
+                on_error: step.on_error,
             });
         }
         flows.push(Flow {
@@ -427,6 +435,60 @@ fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     row[b.len()]
+}
+
+fn check_retry(
+    spec: &RetrySpec,
+    path: &Path,
+    step_at: &[String; 2],
+    report: &mut Report,
+) -> Option<RetryPolicy> {
+    let mut ok = true;
+    let mut problem = |field: &str, message: String| {
+        ok = false;
+        report.add(
+            path,
+            &[
+                step_at[0].clone(),
+                step_at[1].clone(),
+                format!("field `retry.{field}`"),
+            ],
+            message,
+        );
+    };
+    let attempts = spec.attempts.unwrap_or(3);
+    if attempts == 0 || attempts > RetryPolicy::MAX_ATTEMPTS {
+        problem(
+            "attempts",
+            format!(
+                "`{attempts}` attempts: write 1 to {} (the first attempt included)",
+                RetryPolicy::MAX_ATTEMPTS
+            ),
+        );
+    }
+    let mut duration = |field: &str, text: &Option<String>, default: Duration| match text {
+        None => default,
+        Some(t) => parse_duration(t).unwrap_or_else(|e| {
+            problem(field, e);
+            default
+        }),
+    };
+    let delay = duration("delay", &spec.delay, Duration::from_secs(1));
+    let max_delay = duration("max_delay", &spec.max_delay, Duration::from_secs(30));
+    let backoff = spec.backoff.unwrap_or(2.0);
+    if !(1.0..=10.0).contains(&backoff) {
+        problem(
+            "backoff",
+            format!("`{backoff}`: write a factor from 1 (equal waits) to 10"),
+        );
+    }
+    ok.then_some(RetryPolicy {
+        attempts,
+        delay,
+        backoff,
+        max_delay,
+        jitter: spec.jitter.unwrap_or(true),
+    })
 }
 
 fn check_limits(

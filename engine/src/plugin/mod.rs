@@ -26,9 +26,11 @@ use crate::host::config::ConfigVars;
 use crate::host::http::{HttpClients, HttpContext, HttpState};
 use crate::host::log::LogLine;
 use crate::host::s3::{S3Clients, S3Context, S3State};
+use crate::host::state::{StateContext, StepStateStore};
 use crate::host::{self, Blob, ErrorKind, MemoryLimitExceeded, StepState, Value};
 use crate::integration::PluginSource;
 use crate::limits::{Bytes, Human, StepLimits};
+use crate::store::StateWrite;
 use crate::value::{Val, hex};
 
 /// How often the ticker thread advances the engine's epoch; the granularity of time limits.
@@ -86,6 +88,8 @@ pub struct StepCall<'a> {
     pub http: Option<HttpContext>,
     /// What the step may do with S3; `None` when S3 is not available to it.
     pub s3: Option<S3Context>,
+    /// Where the step's persisted state lives; `None` outside a run.
+    pub state: Option<StateContext>,
 }
 
 /// What a step execution produced: its result and its log.
@@ -95,6 +99,8 @@ pub struct StepOutcome {
     pub result: Result<Val, StepFailure>,
     /// The step's log, stdout and stderr included.
     pub logs: Vec<LogLine>,
+    /// The state the step wrote; to be stored only if it succeeded.
+    pub state_writes: Vec<StateWrite>,
 }
 
 /// Why a step execution did not produce a result.
@@ -233,6 +239,7 @@ impl PluginHost {
         host::log::add_to_linker(&mut linker, |s| &mut s.log)?;
         host::http::add_to_linker(&mut linker, |s| &mut s.http)?;
         host::s3::add_to_linker(&mut linker, |s| &mut s.s3)?;
+        host::state::add_to_linker(&mut linker, |s| &mut s.state)?;
 
         let stop = Arc::new(AtomicBool::new(false));
         let ticker_engine = engine.weak();
@@ -345,7 +352,13 @@ impl PluginHost {
         let s3 = S3State::new(call.s3, deadline);
         let mut store = Store::new(
             &self.engine,
-            StepState::new(call.config, http, s3, limits.memory),
+            StepState::new(
+                call.config,
+                http,
+                s3,
+                StepStateStore::new(call.state),
+                limits.memory,
+            ),
         );
         store.limiter(|s| &mut s.limiter);
         let ticks = limits.time.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64;
@@ -377,7 +390,16 @@ impl PluginHost {
         let state = store.data_mut();
         state.take_stdio();
         let logs = std::mem::take(&mut state.log).finish();
-        StepOutcome { result, logs }
+        let state_writes = if result.is_ok() {
+            state.state.take_writes()
+        } else {
+            Vec::new()
+        };
+        StepOutcome {
+            result,
+            logs,
+            state_writes,
+        }
     }
 }
 

@@ -12,11 +12,13 @@ use crate::credentials::{Credential, vault::Vault};
 use crate::host::config::ConfigVars;
 use crate::host::http::HttpContext;
 use crate::host::s3::S3Context;
+use crate::host::state::StateContext;
+use crate::integration::files::OnError;
 use crate::integration::template::{Path as RefPath, RenderError, walk};
-use crate::integration::{Flow, ResolvedConfig, Workspace};
+use crate::integration::{Flow, InstanceSpec, ResolvedConfig, Workspace};
 use crate::plugin::{Plugin, PluginHost, StepCall, StepFailure};
 use crate::redact::Redactor;
-use crate::store::{RunRecord, RunStore, RunWithSteps, Status, StepRecord};
+use crate::store::{Attempt, Durability, RunRecord, RunStore, RunWithSteps, Status, StepRecord};
 use crate::value::{RecordedValue, Val};
 
 /// Why a run could not start at all (nothing is recorded for these).
@@ -43,6 +45,12 @@ pub enum RunError {
     /// The instance is disabled.
     #[error("instance `{0}` is disabled; set `enabled = true` to run it")]
     Disabled(String),
+    /// No run with that id in the store.
+    #[error("no run `{0}` in the store; `weft runs list` shows the runs it has")]
+    UnknownRun(String),
+    /// The run cannot be resumed.
+    #[error("{0}")]
+    NotResumable(String),
     /// The store failed.
     #[error("failed to record the run")]
     Store(#[source] anyhow::Error),
@@ -67,7 +75,13 @@ pub struct Runner {
     host: Arc<PluginHost>,
     store: Arc<dyn RunStore>,
     vault: Option<Arc<Vault>>,
+    durability: Durability,
+    observer: Option<StepObserver>,
 }
+
+/// Called after each step is recorded (and, with [`Durability::Step`], flushed): the
+/// acknowledgement that the step is stored.
+pub type StepObserver = Arc<dyn Fn(&RunRecord, &StepRecord) + Send + Sync>;
 
 impl std::fmt::Debug for Runner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -98,7 +112,21 @@ impl Runner {
             host,
             store,
             vault: None,
+            durability: Durability::default(),
+            observer: None,
         }
+    }
+
+    /// When records are made durable (default: after every step).
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Calls `observer` after each step is recorded.
+    pub fn with_observer(mut self, observer: StepObserver) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Also looks credentials up in `vault` (the encrypted ones set with `weft credentials set`).
@@ -117,10 +145,108 @@ impl Runner {
     /// with status `failed`; `Err` means the run could not start at all.
     pub async fn run(&self, request: RunRequest<'_>) -> Result<RunWithSteps, RunError> {
         let ws = request.workspace;
+        let (instance, flow) = self.locate(ws, request.instance, request.flow)?;
+        let run = self.new_record(ws, instance, flow, request.trigger, None);
+        self.execute(ws, run, Vec::new(), HashMap::new(), None)
+            .await
+    }
+
+    /// Runs run `run_id` again as a new run linked to it: the same instance and flow, its
+    /// original trigger input, and the config vars it saw (secret vars, which records keep
+    /// redacted, are resolved again).
+    pub async fn replay(&self, ws: &Workspace, run_id: &str) -> Result<RunWithSteps, RunError> {
+        let old = self.load(run_id)?;
+        let (instance, flow) = self.locate(ws, &old.run.instance, Some(&old.run.flow))?;
+        let run = self.new_record(
+            ws,
+            instance,
+            flow,
+            old.run.trigger.clone(),
+            Some(old.run.id.clone()),
+        );
+        self.execute(ws, run, Vec::new(), HashMap::new(), Some(&old.run.config))
+            .await
+    }
+
+    /// Continues an interrupted run from its last completed step, under the same run id, with
+    /// the results its completed steps recorded (binary ones from the store), its trigger input
+    /// and the config vars it saw (secret vars resolved again).
+    pub async fn resume(&self, ws: &Workspace, run_id: &str) -> Result<RunWithSteps, RunError> {
+        let old = self.load(run_id)?;
+        if old.run.status != Status::Interrupted {
+            return Err(RunError::NotResumable(format!(
+                "run `{run_id}` is {}; only an interrupted run can be resumed (replay it with `weft runs replay` instead)",
+                old.run.status
+            )));
+        }
+        let (_, flow) = self.locate(ws, &old.run.instance, Some(&old.run.flow))?;
+        let mut prior = Vec::new();
+        let mut results = HashMap::new();
+        for (index, record) in old.steps.into_iter().enumerate() {
+            let planned = flow.steps.get(index).map(|s| s.id.as_str());
+            if record.index as usize != index || planned != Some(record.id.as_str()) {
+                return Err(RunError::NotResumable(format!(
+                    "run `{run_id}` does not match flow `{}` as it is now (step {} is `{}` in the record); replay it instead",
+                    flow.name,
+                    index + 1,
+                    record.id
+                )));
+            }
+            if record.status == Status::Succeeded {
+                let value = match &record.output {
+                    Some(RecordedValue::Json(v)) => Val::Json(v.clone()),
+                    Some(RecordedValue::Bytes(b)) => {
+                        let data = self
+                            .store
+                            .get_blob(&b.sha256)
+                            .map_err(RunError::Store)?
+                            .ok_or_else(|| {
+                                RunError::NotResumable(format!(
+                                    "the binary result of step `{}` is no longer stored; replay run `{run_id}` instead",
+                                    record.id
+                                ))
+                            })?;
+                        Val::Bytes {
+                            content_type: b.content_type.clone(),
+                            data,
+                        }
+                    }
+                    None => Val::Json(Json::Null),
+                };
+                results.insert(record.id.clone(), value);
+            } else if record.status != Status::Failed {
+                // A step record is written only when the step ended; anything else is damage.
+                break;
+            }
+            prior.push(record);
+        }
+        let mut run = old.run;
+        run.status = Status::Running;
+        run.error = None;
+        run.result = None;
+        run.duration_us = None;
+        run.resumed += 1;
+        let snapshot = run.config.clone();
+        self.execute(ws, run, prior, results, Some(&snapshot)).await
+    }
+
+    fn load(&self, run_id: &str) -> Result<RunWithSteps, RunError> {
+        self.store
+            .get_run(run_id)
+            .map_err(RunError::Store)?
+            .ok_or_else(|| RunError::UnknownRun(run_id.to_string()))
+    }
+
+    fn locate<'w>(
+        &self,
+        ws: &'w Workspace,
+        instance: &str,
+        flow: Option<&str>,
+    ) -> Result<(&'w InstanceSpec, &'w Flow), RunError> {
         let instance = ws
-            .instance(request.instance)
+            .instance(instance)
             .ok_or_else(|| RunError::UnknownInstance {
-                instance: request.instance.to_string(),
+                instance: instance.to_string(),
                 known: words(ws.file.instances.iter().map(|i| i.id.clone())),
             })?;
         if !instance.enabled {
@@ -131,27 +257,40 @@ impl Runner {
                 .get(&instance.integration)
                 .ok_or_else(|| RunError::UnknownFlow {
                     integration: instance.integration.clone(),
-                    flow: request.flow.unwrap_or_default().to_string(),
+                    flow: flow.unwrap_or_default().to_string(),
                     known: "none (the integration is not loaded)".into(),
                 })?;
-        let flow = match request.flow {
+        let found = match flow {
             Some(name) => integration.flows.iter().find(|f| f.name == name),
             None => integration.flows.first(),
         }
         .ok_or_else(|| RunError::UnknownFlow {
             integration: integration.spec.name.clone(),
-            flow: request.flow.unwrap_or_default().to_string(),
+            flow: flow.unwrap_or_default().to_string(),
             known: words(integration.flows.iter().map(|f| f.name.clone())),
         })?;
-        let customer = ws.customer(&instance.customer);
+        Ok((instance, found))
+    }
 
-        let started = Instant::now();
-        let mut run = RunRecord {
+    fn new_record(
+        &self,
+        ws: &Workspace,
+        instance: &InstanceSpec,
+        flow: &Flow,
+        trigger: Json,
+        replay_of: Option<String>,
+    ) -> RunRecord {
+        let version = ws
+            .integrations
+            .get(&instance.integration)
+            .map(|i| i.spec.version)
+            .unwrap_or_default();
+        RunRecord {
             id: uuid::Uuid::now_v7().to_string(),
             instance: instance.id.clone(),
             customer: instance.customer.clone(),
-            integration: integration.spec.name.clone(),
-            integration_version: integration.spec.version,
+            integration: instance.integration.clone(),
+            integration_version: version,
             flow: flow.name.clone(),
             status: Status::Running,
             started_at_ms: now_ms(),
@@ -159,16 +298,46 @@ impl Runner {
             config: ResolvedConfig::default(),
             result: None,
             error: None,
-        };
+            trigger,
+            replay_of,
+            resumed: 0,
+        }
+    }
 
-        let config = ws.resolve_config(instance);
+    /// Resolves config and credentials, then runs the flow's steps after those in `prior`.
+    async fn execute(
+        &self,
+        ws: &Workspace,
+        mut run: RunRecord,
+        prior: Vec<StepRecord>,
+        results: HashMap<String, Val>,
+        snapshot: Option<&ResolvedConfig>,
+    ) -> Result<RunWithSteps, RunError> {
+        let (instance, flow) = self.locate(ws, &run.instance, Some(&run.flow))?;
+        let customer = ws.customer(&instance.customer);
+        let started = Instant::now();
+
+        let config = ws.resolve_config(instance).map(|mut config| {
+            if let Some(snapshot) = snapshot {
+                // The values the run saw, except secrets, which records keep redacted.
+                for (name, var) in config.0.iter_mut() {
+                    if let Some(seen) = snapshot.0.get(name)
+                        && !var.secret
+                        && !seen.secret
+                    {
+                        *var = seen.clone();
+                    }
+                }
+            }
+            config
+        });
         let bound = self.bind_credentials(ws, instance, flow);
         let mut secrets = config.as_ref().map(|c| c.secrets()).unwrap_or_default();
         if let Ok(bound) = &bound {
             secrets.extend(bound.values().flat_map(|c| c.secrets()));
         }
         let redactor = Redactor::new(secrets);
-        let mut steps = Vec::new();
+        let mut steps = prior;
         match (config, bound) {
             (Err(problems), _) => {
                 run.status = Status::Failed;
@@ -190,12 +359,12 @@ impl Runner {
                 self.store.put_run(&run).map_err(RunError::Store)?;
                 let context = Context {
                     config: config.to_json(),
-                    trigger: request.trigger,
+                    trigger: run.trigger.clone(),
                     instance: json!({ "id": instance.id, "name": instance.name.as_deref().unwrap_or(&instance.id) }),
                     customer: customer
                         .map(|c| json!({ "id": c.id, "name": c.name, "fields": c.fields }))
                         .unwrap_or(Json::Null),
-                    results: HashMap::new(),
+                    results,
                 };
                 let vars: ConfigVars = config
                     .0
@@ -211,13 +380,23 @@ impl Runner {
                     vars,
                     credentials,
                     template_context,
+                    state: StateContext::new(
+                        self.store.clone(),
+                        ws.name(),
+                        &instance.id,
+                        &flow.name,
+                    ),
                 };
                 self.run_steps(ws, flow, context, bindings, &redactor, &mut run, &mut steps)
                     .await?;
             }
         }
-        run.duration_us = Some(started.elapsed().as_micros() as u64);
+        let took = started.elapsed().as_micros() as u64;
+        run.duration_us = Some(run.duration_us.unwrap_or(0) + took);
         self.store.put_run(&run).map_err(RunError::Store)?;
+        if self.durability != Durability::Background {
+            self.store.flush().map_err(RunError::Store)?;
+        }
         Ok(RunWithSteps { run, steps })
     }
 
@@ -258,8 +437,9 @@ impl Runner {
             }
         }
 
-        let mut last = None;
-        for (index, step) in flow.steps.iter().enumerate() {
+        let mut last = steps.iter().rev().find_map(|s| s.output.clone());
+        let mut continued = steps.iter().any(|s| s.status == Status::Failed);
+        for (index, step) in flow.steps.iter().enumerate().skip(steps.len()) {
             let started_at_ms = now_ms();
             let started = Instant::now();
             let rendered: Result<Vec<(String, Val)>, String> = step
@@ -283,7 +463,10 @@ impl Runner {
                 output: None,
                 logs: Vec::new(),
                 error: None,
+                attempts: Vec::new(),
             };
+            let mut blobs = Vec::new();
+            let mut state_writes = Vec::new();
             let failure = match rendered {
                 Err(message) => Some(message),
                 Ok(inputs) => {
@@ -291,73 +474,145 @@ impl Runner {
                         .iter()
                         .map(|(k, v)| (k.clone(), redact_value(v, redactor)))
                         .collect();
-                    let outcome = self
-                        .host
-                        .execute(
-                            &plugins[step.plugin.as_str()],
-                            StepCall {
-                                step_id: &step.id,
-                                inputs,
-                                config: bindings.vars.clone(),
-                                limits: step.limits,
-                                http: Some(HttpContext {
-                                    plugin: step.plugin.clone(),
-                                    step: step.id.clone(),
-                                    grant: ws.http_grant(&step.plugin),
-                                    credential: bindings.credentials.get(&step.id).cloned(),
-                                    template_context: bindings.template_context.clone(),
-                                    clients: self.host.http_clients().clone(),
-                                }),
-                                s3: Some(S3Context {
-                                    plugin: step.plugin.clone(),
-                                    step: step.id.clone(),
-                                    grant: ws.s3_grant(&step.plugin),
-                                    credential: bindings.credentials.get(&step.id).cloned(),
-                                    clients: self.host.s3_clients().clone(),
-                                }),
-                            },
-                        )
-                        .await;
-                    record.logs = outcome
-                        .logs
-                        .into_iter()
-                        .map(|mut line| {
+                    let max = step.retry.as_ref().map_or(1, |r| r.attempts.max(1));
+                    let mut attempt = 1;
+                    loop {
+                        let attempt_started = Instant::now();
+                        let attempt_at_ms = now_ms();
+                        let outcome = self
+                            .host
+                            .execute(
+                                &plugins[step.plugin.as_str()],
+                                self.step_call(ws, step, &inputs, &bindings),
+                            )
+                            .await;
+                        record.logs.extend(outcome.logs.into_iter().map(|mut line| {
                             line.message = redactor.text(&line.message);
                             line
-                        })
-                        .collect();
-                    match outcome.result {
-                        Ok(value) => {
-                            record.status = Status::Succeeded;
-                            record.output = Some(redact_value(&value, redactor));
-                            context.results.insert(step.id.clone(), value);
-                            None
+                        }));
+                        match outcome.result {
+                            Ok(value) => {
+                                if max > 1 || attempt > 1 {
+                                    record.attempts.push(Attempt {
+                                        started_at_ms: attempt_at_ms,
+                                        duration_us: attempt_started.elapsed().as_micros() as u64,
+                                        error: None,
+                                    });
+                                }
+                                record.status = Status::Succeeded;
+                                record.output = Some(redact_value(&value, redactor));
+                                if let Val::Bytes { data, .. } = &value
+                                    && let Some(RecordedValue::Bytes(summary)) = &record.output
+                                {
+                                    blobs.push((summary.sha256.clone(), data.clone()));
+                                }
+                                state_writes = outcome.state_writes;
+                                context.results.insert(step.id.clone(), value);
+                                break None;
+                            }
+                            Err(failure) => {
+                                let message = describe_failure(
+                                    &step.id,
+                                    &step.plugin,
+                                    &failure,
+                                    &record.logs,
+                                );
+                                let retryable = matches!(
+                                    failure,
+                                    StepFailure::Error {
+                                        retryable: true,
+                                        ..
+                                    }
+                                );
+                                if max > 1 {
+                                    record.attempts.push(Attempt {
+                                        started_at_ms: attempt_at_ms,
+                                        duration_us: attempt_started.elapsed().as_micros() as u64,
+                                        error: Some(redactor.text(&message)),
+                                    });
+                                }
+                                let policy = step.retry.as_ref().filter(|_| retryable);
+                                match policy {
+                                    Some(policy) if attempt < max => {
+                                        tokio::time::sleep(policy.delay_before(attempt + 1)).await;
+                                        attempt += 1;
+                                    }
+                                    _ if max > 1 && attempt > 1 => {
+                                        break Some(format!(
+                                            "{message} (attempt {attempt} of {max})"
+                                        ));
+                                    }
+                                    _ => break Some(message),
+                                }
+                            }
                         }
-                        Err(failure) => Some(describe_failure(
-                            &step.id,
-                            &step.plugin,
-                            &failure,
-                            &record.logs,
-                        )),
                     }
                 }
             };
             record.duration_us = started.elapsed().as_micros() as u64;
             record.error = failure.as_ref().map(|m| redactor.text(m));
             self.store
-                .put_step(&run.id, &record)
+                .commit_step(&run.id, &record, &blobs, &state_writes)
                 .map_err(RunError::Store)?;
-            last = record.output.clone();
+            if self.durability == Durability::Step {
+                self.store.flush().map_err(RunError::Store)?;
+            }
+            if let Some(observer) = &self.observer {
+                observer(run, &record);
+            }
+            if record.status == Status::Succeeded {
+                last = record.output.clone();
+            }
             steps.push(record);
             if let Some(message) = failure {
+                if step.on_error == OnError::Continue {
+                    continued = true;
+                    continue;
+                }
                 run.status = Status::Failed;
                 run.error = Some(redactor.text(&message));
                 return Ok(());
             }
         }
-        run.status = Status::Succeeded;
+        run.status = if continued {
+            Status::SucceededWithErrors
+        } else {
+            Status::Succeeded
+        };
         run.result = last;
         Ok(())
+    }
+
+    fn step_call<'s>(
+        &self,
+        ws: &Workspace,
+        step: &'s crate::integration::Step,
+        inputs: &[(String, Val)],
+        bindings: &Bindings,
+    ) -> StepCall<'s> {
+        let credential = bindings.credentials.get(&step.id).cloned();
+        StepCall {
+            step_id: &step.id,
+            inputs: inputs.to_vec(),
+            config: bindings.vars.clone(),
+            limits: step.limits,
+            http: Some(HttpContext {
+                plugin: step.plugin.clone(),
+                step: step.id.clone(),
+                grant: ws.http_grant(&step.plugin),
+                credential: credential.clone(),
+                template_context: bindings.template_context.clone(),
+                clients: self.host.http_clients().clone(),
+            }),
+            s3: Some(S3Context {
+                plugin: step.plugin.clone(),
+                step: step.id.clone(),
+                grant: ws.s3_grant(&step.plugin),
+                credential,
+                clients: self.host.s3_clients().clone(),
+            }),
+            state: Some(bindings.state.clone()),
+        }
     }
 }
 
@@ -367,6 +622,8 @@ struct Bindings {
     /// Credentials by step id.
     credentials: HashMap<String, Arc<Credential>>,
     template_context: Arc<Json>,
+    /// Where the steps' persisted state lives.
+    state: StateContext,
 }
 
 impl Runner {

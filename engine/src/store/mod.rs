@@ -3,6 +3,10 @@
 //! [`RunStore`] is the storage boundary: the embedded default is [`SledStore`], a directory on
 //! disk (`.weft/` beside the workspace file unless told otherwise). Runs are written as they
 //! proceed: the run when it starts, each step as it finishes, the run again when it ends.
+//!
+//! A step's record, the binary values it produced and the state it wrote are committed
+//! together: after [`RunStore::commit_step`] returns (and, with [`Durability::Step`], after the
+//! flush that follows it) the step is on disk whole or not at all.
 
 mod sled_store;
 
@@ -24,6 +28,42 @@ pub enum Status {
     Succeeded,
     /// Stopped by an error.
     Failed,
+    /// Finished, but at least one step failed and had `on_error = "continue"`.
+    SucceededWithErrors,
+    /// Cut short by a crash or a kill; found when the store was next opened. It can be resumed
+    /// from its last completed step or replayed.
+    Interrupted,
+}
+
+impl Status {
+    /// Every status, as written in files and on the command line.
+    pub const ALL: [Status; 5] = [
+        Status::Running,
+        Status::Succeeded,
+        Status::Failed,
+        Status::SucceededWithErrors,
+        Status::Interrupted,
+    ];
+}
+
+impl std::str::FromStr for Status {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        Status::ALL
+            .into_iter()
+            .find(|s| s.to_string() == text)
+            .ok_or_else(|| {
+                format!(
+                    "`{text}` is not a run status; statuses are {}",
+                    Status::ALL
+                        .iter()
+                        .map(|s| format!("`{s}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+    }
 }
 
 impl std::fmt::Display for Status {
@@ -32,6 +72,8 @@ impl std::fmt::Display for Status {
             Status::Running => "running",
             Status::Succeeded => "succeeded",
             Status::Failed => "failed",
+            Status::SucceededWithErrors => "succeeded_with_errors",
+            Status::Interrupted => "interrupted",
         })
     }
 }
@@ -63,6 +105,26 @@ pub struct RunRecord {
     pub result: Option<RecordedValue>,
     /// Why the run failed, when it did.
     pub error: Option<String>,
+    /// What the trigger passed in; a replay passes it again.
+    #[serde(default)]
+    pub trigger: serde_json::Value,
+    /// The run this one replays, if it is a replay.
+    #[serde(default)]
+    pub replay_of: Option<String>,
+    /// How many times the run was resumed after an interruption.
+    #[serde(default)]
+    pub resumed: u32,
+}
+
+/// One attempt at a step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// Start time, milliseconds since the Unix epoch.
+    pub started_at_ms: u64,
+    /// Wall time, in microseconds.
+    pub duration_us: u64,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
 }
 
 /// One step of a run.
@@ -88,6 +150,9 @@ pub struct StepRecord {
     pub logs: Vec<LogLine>,
     /// Why it failed, when it did.
     pub error: Option<String>,
+    /// Every attempt, in order, when the step was retried (empty for a single attempt).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Attempt>,
 }
 
 /// A run together with its steps.
@@ -105,8 +170,69 @@ pub struct RunWithSteps {
 pub struct RunFilter {
     /// Only runs of this instance.
     pub instance: Option<String>,
+    /// Only runs for this customer.
+    pub customer: Option<String>,
+    /// Only runs of this flow.
+    pub flow: Option<String>,
+    /// Only runs with this status.
+    pub status: Option<Status>,
+    /// Only runs started at or after this time (milliseconds since the Unix epoch).
+    pub since_ms: Option<u64>,
+    /// Only runs started before this time (milliseconds since the Unix epoch).
+    pub until_ms: Option<u64>,
     /// At most this many, newest first.
     pub limit: Option<usize>,
+}
+
+impl RunFilter {
+    /// Whether `run` passes the filter (the limit aside).
+    pub fn matches(&self, run: &RunRecord) -> bool {
+        self.instance.as_ref().is_none_or(|i| *i == run.instance)
+            && self.customer.as_ref().is_none_or(|c| *c == run.customer)
+            && self.flow.as_ref().is_none_or(|f| *f == run.flow)
+            && self.status.is_none_or(|s| s == run.status)
+            && self.since_ms.is_none_or(|t| run.started_at_ms >= t)
+            && self.until_ms.is_none_or(|t| run.started_at_ms < t)
+    }
+}
+
+/// When the store makes records durable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Flush after every step and at the end of the run: an acknowledged step survives a
+    /// crash of the process or the machine.
+    #[default]
+    Step,
+    /// Flush at the end of every run: a crash loses at most the steps of runs in progress,
+    /// which are then found `interrupted` and can be replayed.
+    Run,
+    /// Leave it to the store's background flush (sled: every 500 ms): a crash of the machine
+    /// may lose the last half second; a crash of the process alone loses nothing.
+    Background,
+}
+
+/// Where a piece of persisted step state lives: an instance's flow, or the whole instance.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StateScope(pub String);
+
+/// One change to step state, applied when the step that made it succeeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateWrite {
+    /// The scope.
+    pub scope: StateScope,
+    /// The key.
+    pub key: String,
+    /// The new value, or `None` to delete the key.
+    pub value: Option<Vec<u8>>,
+}
+
+/// What pruning removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Runs removed, with their steps.
+    pub runs: usize,
+    /// Stored binary values no run refers to any more.
+    pub blobs: usize,
 }
 
 /// Where run records are kept.
@@ -114,7 +240,40 @@ pub trait RunStore: Send + Sync {
     /// Writes (or overwrites) the run's own record.
     fn put_run(&self, run: &RunRecord) -> anyhow::Result<()>;
     /// Writes a step of run `run_id`.
-    fn put_step(&self, run_id: &str, step: &StepRecord) -> anyhow::Result<()>;
+    fn put_step(&self, run_id: &str, step: &StepRecord) -> anyhow::Result<()> {
+        self.commit_step(run_id, step, &[], &[])
+    }
+    /// Writes a step of run `run_id` together with the binary values it produced (stored once
+    /// per content, by SHA-256) and the state it wrote: all of it or none.
+    fn commit_step(
+        &self,
+        run_id: &str,
+        step: &StepRecord,
+        blobs: &[(String, Vec<u8>)],
+        state: &[StateWrite],
+    ) -> anyhow::Result<()>;
+    /// A stored binary value by its SHA-256 (lower-case hex).
+    fn get_blob(&self, _sha256: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
+    /// The value of `key` in `scope`.
+    fn state_get(&self, _scope: &StateScope, _key: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
+    /// Every key of `scope` with the size of its value.
+    fn state_sizes(&self, _scope: &StateScope) -> anyhow::Result<Vec<(String, u64)>> {
+        Ok(Vec::new())
+    }
+    /// Marks every run still `running` as `interrupted` and returns them. Only call this when
+    /// no other process can be running them (the sled store is locked to one process).
+    fn mark_interrupted(&self) -> anyhow::Result<Vec<RunRecord>> {
+        Ok(Vec::new())
+    }
+    /// Removes finished runs started before `before_ms`, and past the newest `keep` runs, then
+    /// the binary values no remaining run refers to. Running runs are kept.
+    fn prune(&self, _before_ms: Option<u64>, _keep: Option<usize>) -> anyhow::Result<Pruned> {
+        Ok(Pruned::default())
+    }
     /// The run `id` with its steps, if it exists.
     fn get_run(&self, id: &str) -> anyhow::Result<Option<RunWithSteps>>;
     /// Runs matching `filter`, newest first.

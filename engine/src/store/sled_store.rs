@@ -4,16 +4,26 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::{RunFilter, RunRecord, RunStore, RunWithSteps, StepRecord};
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-/// Run records in a sled database. Trees: `runs` (run id → run) and `steps`
-/// (run id, 0, big-endian step index → step).
+use super::{
+    Pruned, RunFilter, RunRecord, RunStore, RunWithSteps, StateScope, StateWrite, Status,
+    StepRecord,
+};
+use crate::value::RecordedValue;
+
+/// Run records in a sled database. Trees: `runs` (run id → run), `steps` (run id, 0,
+/// big-endian step index → step), `blobs` (SHA-256 → bytes of a binary value a step produced)
+/// and `state` (scope, 0, key → value).
 #[derive(Debug, Clone)]
 pub struct SledStore {
     path: PathBuf,
     db: sled::Db,
     runs: sled::Tree,
     steps: sled::Tree,
+    blobs: sled::Tree,
+    state: sled::Tree,
 }
 
 impl SledStore {
@@ -39,11 +49,19 @@ impl SledStore {
         let steps = db
             .open_tree("steps")
             .context("failed to open the `steps` tree")?;
+        let blobs = db
+            .open_tree("blobs")
+            .context("failed to open the `blobs` tree")?;
+        let state = db
+            .open_tree("state")
+            .context("failed to open the `state` tree")?;
         Ok(Self {
             path: dir.to_path_buf(),
             db,
             runs,
             steps,
+            blobs,
+            state,
         })
     }
 
@@ -66,6 +84,54 @@ fn step_key(run_id: &str, index: u32) -> Vec<u8> {
     key
 }
 
+fn state_key(scope: &StateScope, key: &str) -> Vec<u8> {
+    let mut k = state_prefix(scope);
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+fn state_prefix(scope: &StateScope) -> Vec<u8> {
+    let mut k = scope.0.as_bytes().to_vec();
+    k.push(0);
+    k
+}
+
+/// The SHA-256 of every binary value `step` refers to.
+fn blob_refs(step: &StepRecord) -> impl Iterator<Item = &str> {
+    step.output
+        .iter()
+        .chain(step.inputs.iter().map(|(_, v)| v))
+        .filter_map(|v| match v {
+            RecordedValue::Bytes(b) => Some(b.sha256.as_str()),
+            RecordedValue::Json(_) => None,
+        })
+}
+
+impl SledStore {
+    fn runs_newest_first(&self) -> impl Iterator<Item = anyhow::Result<RunRecord>> + '_ {
+        self.runs.iter().rev().map(|entry| {
+            let (key, bytes) = entry?;
+            serde_json::from_slice(&bytes).with_context(|| {
+                format!(
+                    "the record of run `{}` is damaged",
+                    String::from_utf8_lossy(&key)
+                )
+            })
+        })
+    }
+
+    fn delete_run(&self, id: &str) -> anyhow::Result<()> {
+        let mut batch = sled::Batch::default();
+        for entry in self.steps.scan_prefix(step_prefix(id)) {
+            let (key, _) = entry?;
+            batch.remove(key);
+        }
+        self.steps.apply_batch(batch)?;
+        self.runs.remove(id.as_bytes())?;
+        Ok(())
+    }
+}
+
 fn step_prefix(run_id: &str) -> Vec<u8> {
     let mut key = run_id.as_bytes().to_vec();
     key.push(0);
@@ -81,12 +147,120 @@ impl RunStore for SledStore {
         Ok(())
     }
 
-    fn put_step(&self, run_id: &str, step: &StepRecord) -> anyhow::Result<()> {
+    fn commit_step(
+        &self,
+        run_id: &str,
+        step: &StepRecord,
+        blobs: &[(String, Vec<u8>)],
+        state: &[StateWrite],
+    ) -> anyhow::Result<()> {
         let bytes = serde_json::to_vec(step)?;
-        self.steps
-            .insert(step_key(run_id, step.index), bytes)
-            .with_context(|| format!("failed to record step `{}` of run `{run_id}`", step.id))?;
-        Ok(())
+        let key = step_key(run_id, step.index);
+        let result: Result<(), TransactionError<()>> = (&self.steps, &self.blobs, &self.state)
+            .transaction(|(steps, stored, kv)| {
+                for (sha256, data) in blobs {
+                    if stored.get(sha256.as_bytes())?.is_none() {
+                        stored.insert(sha256.as_bytes(), data.as_slice())?;
+                    }
+                }
+                for write in state {
+                    let k = state_key(&write.scope, &write.key);
+                    match &write.value {
+                        Some(v) => kv.insert(k, v.as_slice())?,
+                        None => kv.remove(k)?,
+                    };
+                }
+                steps.insert(key.as_slice(), bytes.as_slice())?;
+                Ok::<(), ConflictableTransactionError<()>>(())
+            });
+        result.map_err(|e| {
+            anyhow::anyhow!(
+                "failed to record step `{}` of run `{run_id}`: {e:?}",
+                step.id
+            )
+        })
+    }
+
+    fn get_blob(&self, sha256: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        Ok(self.blobs.get(sha256.as_bytes())?.map(|v| v.to_vec()))
+    }
+
+    fn state_get(&self, scope: &StateScope, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        Ok(self.state.get(state_key(scope, key))?.map(|v| v.to_vec()))
+    }
+
+    fn state_sizes(&self, scope: &StateScope) -> anyhow::Result<Vec<(String, u64)>> {
+        let prefix = state_prefix(scope);
+        self.state
+            .scan_prefix(&prefix)
+            .map(|entry| {
+                let (k, v) = entry?;
+                Ok((
+                    String::from_utf8_lossy(&k[prefix.len()..]).into_owned(),
+                    v.len() as u64,
+                ))
+            })
+            .collect()
+    }
+
+    fn mark_interrupted(&self) -> anyhow::Result<Vec<RunRecord>> {
+        let mut found = Vec::new();
+        for run in self.runs_newest_first() {
+            let mut run = run?;
+            if run.status == Status::Running {
+                run.status = Status::Interrupted;
+                run.error = Some(
+                    "the run was interrupted (the process stopped before it ended); resume it with `weft runs resume` or replay it with `weft runs replay`".into(),
+                );
+                self.put_run(&run)?;
+                found.push(run);
+            }
+        }
+        if !found.is_empty() {
+            self.flush()?;
+        }
+        Ok(found)
+    }
+
+    fn prune(&self, before_ms: Option<u64>, keep: Option<usize>) -> anyhow::Result<Pruned> {
+        let mut pruned = Pruned::default();
+        let mut kept = 0usize;
+        let mut doomed = Vec::new();
+        for run in self.runs_newest_first() {
+            let run = run?;
+            if run.status == Status::Running {
+                continue;
+            }
+            let too_old = before_ms.is_some_and(|t| run.started_at_ms < t);
+            let too_many = keep.is_some_and(|k| kept >= k);
+            if too_old || too_many {
+                doomed.push(run.id);
+            } else {
+                kept += 1;
+            }
+        }
+        for id in &doomed {
+            self.delete_run(id)?;
+            pruned.runs += 1;
+        }
+        if pruned.runs > 0 {
+            let mut referenced = std::collections::HashSet::new();
+            for entry in self.steps.iter() {
+                let (_, bytes) = entry?;
+                if let Ok(step) = serde_json::from_slice::<StepRecord>(&bytes) {
+                    referenced.extend(blob_refs(&step).map(str::to_string));
+                }
+            }
+            for entry in self.blobs.iter() {
+                let (sha, _) = entry?;
+                if !referenced.contains(String::from_utf8_lossy(&sha).as_ref()) {
+                    self.blobs.remove(sha)?;
+                    pruned.blobs += 1;
+                }
+            }
+            self.flush()?;
+        }
+        Ok(pruned)
     }
 
     fn get_run(&self, id: &str) -> anyhow::Result<Option<RunWithSteps>> {
@@ -109,15 +283,9 @@ impl RunStore for SledStore {
 
     fn list_runs(&self, filter: &RunFilter) -> anyhow::Result<Vec<RunRecord>> {
         let mut out = Vec::new();
-        for entry in self.runs.iter().rev() {
-            let (key, bytes) = entry?;
-            let run: RunRecord = serde_json::from_slice(&bytes).with_context(|| {
-                format!(
-                    "the record of run `{}` is damaged",
-                    String::from_utf8_lossy(&key)
-                )
-            })?;
-            if filter.instance.as_ref().is_some_and(|i| *i != run.instance) {
+        for run in self.runs_newest_first() {
+            let run = run?;
+            if !filter.matches(&run) {
                 continue;
             }
             out.push(run);

@@ -33,7 +33,7 @@ pub mod bindings {
 }
 
 pub use bindings::weft::step::types::{Blob, ErrorKind};
-pub use bindings::weft::step::{config, http, log, s3};
+pub use bindings::weft::step::{config, http, log, s3, state};
 pub use bindings::{Guest, StepError, Value, export};
 
 /// Wraps a JSON value as a step result.
