@@ -24,7 +24,8 @@ use weft::integration::{PluginSource, Workspace};
 use weft::plugin::{HostOptions, PluginHost, StepCall};
 use weft::runner::{RunRequest, Runner};
 use weft::store::{
-    RunFilter, RunRecord, RunStore, RunWithSteps, SledStore, StateWrite, Status, StepRecord,
+    Durability, RunFilter, RunRecord, RunStore, RunWithSteps, SledStore, StateWrite, Status,
+    StepRecord,
 };
 use weft::value::Val;
 
@@ -120,7 +121,9 @@ fn main() -> anyhow::Result<()> {
     let host = Arc::new(PluginHost::new(HostOptions::default())?);
     let plugin = host.load("path-helper", &PluginSource::Builtin("path-helper".into()))?;
     let store = Arc::new(SledStore::open(&dir.path().join(".weft"))?);
-    let runner = Runner::new(host.clone(), store);
+    // Records are written but flushed in the background: this measures the engine, not fsync
+    // (see the pokemon benchmark for the default, durable per step).
+    let runner = Runner::new(host.clone(), store).with_durability(Durability::Background);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -223,7 +226,7 @@ fn main() -> anyhow::Result<()> {
     ];
     println!("resident memory, 100 runs vs 10,000 runs:");
     for (name, sink) in sinks {
-        let runner = Runner::new(host.clone(), sink);
+        let runner = Runner::new(host.clone(), sink).with_durability(Durability::Background);
         let mut rss_after_100 = 0;
         rt.block_on(async {
             for n in 1..=10_000 {

@@ -4,9 +4,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-
 use super::{
     Pruned, RunFilter, RunRecord, RunStore, RunWithSteps, StateScope, StateWrite, Status,
     StepRecord,
@@ -14,8 +11,8 @@ use super::{
 use crate::value::RecordedValue;
 
 /// Run records in a sled database. Trees: `runs` (run id → run), `steps` (run id, 0,
-/// big-endian step index → step), `blobs` (SHA-256 → bytes of a binary value a step produced)
-/// and `state` (scope, 0, key → value).
+/// big-endian step index → step; and 0xff, scope, 0, key → a step's persisted state) and
+/// `blobs` (SHA-256 → bytes of a binary value a step produced).
 #[derive(Debug, Clone)]
 pub struct SledStore {
     path: PathBuf,
@@ -23,7 +20,6 @@ pub struct SledStore {
     runs: sled::Tree,
     steps: sled::Tree,
     blobs: sled::Tree,
-    state: sled::Tree,
 }
 
 impl SledStore {
@@ -52,16 +48,12 @@ impl SledStore {
         let blobs = db
             .open_tree("blobs")
             .context("failed to open the `blobs` tree")?;
-        let state = db
-            .open_tree("state")
-            .context("failed to open the `state` tree")?;
         Ok(Self {
             path: dir.to_path_buf(),
             db,
             runs,
             steps,
             blobs,
-            state,
         })
     }
 
@@ -84,6 +76,10 @@ fn step_key(run_id: &str, index: u32) -> Vec<u8> {
     key
 }
 
+/// State entries live in the `steps` tree, after a 0xff byte (which no run id starts with), so
+/// that a step's record and its state writes are one atomic batch.
+const STATE_MARK: u8 = 0xff;
+
 fn state_key(scope: &StateScope, key: &str) -> Vec<u8> {
     let mut k = state_prefix(scope);
     k.extend_from_slice(key.as_bytes());
@@ -91,7 +87,8 @@ fn state_key(scope: &StateScope, key: &str) -> Vec<u8> {
 }
 
 fn state_prefix(scope: &StateScope) -> Vec<u8> {
-    let mut k = scope.0.as_bytes().to_vec();
+    let mut k = vec![STATE_MARK];
+    k.extend_from_slice(scope.0.as_bytes());
     k.push(0);
     k
 }
@@ -154,31 +151,29 @@ impl RunStore for SledStore {
         blobs: &[(String, Vec<u8>)],
         state: &[StateWrite],
     ) -> anyhow::Result<()> {
-        let bytes = serde_json::to_vec(step)?;
-        let key = step_key(run_id, step.index);
-        let result: Result<(), TransactionError<()>> = (&self.steps, &self.blobs, &self.state)
-            .transaction(|(steps, stored, kv)| {
-                for (sha256, data) in blobs {
-                    if stored.get(sha256.as_bytes())?.is_none() {
-                        stored.insert(sha256.as_bytes(), data.as_slice())?;
-                    }
-                }
-                for write in state {
-                    let k = state_key(&write.scope, &write.key);
-                    match &write.value {
-                        Some(v) => kv.insert(k, v.as_slice())?,
-                        None => kv.remove(k)?,
-                    };
-                }
-                steps.insert(key.as_slice(), bytes.as_slice())?;
-                Ok::<(), ConflictableTransactionError<()>>(())
-            });
-        result.map_err(|e| {
-            anyhow::anyhow!(
-                "failed to record step `{}` of run `{run_id}`: {e:?}",
-                step.id
-            )
-        })
+        let failed = |e: sled::Error| {
+            anyhow::anyhow!("failed to record step `{}` of run `{run_id}`: {e}", step.id)
+        };
+        // Binary values are immutable and keyed by their content, so they can go first: a
+        // crash before the record leaves only an unreferenced value, which pruning removes.
+        for (sha256, data) in blobs {
+            if !self.blobs.contains_key(sha256.as_bytes()).map_err(failed)? {
+                self.blobs
+                    .insert(sha256.as_bytes(), data.as_slice())
+                    .map_err(failed)?;
+            }
+        }
+        // The record and the state writes are one batch on one tree: sled applies it whole.
+        let mut batch = sled::Batch::default();
+        for write in state {
+            let key = state_key(&write.scope, &write.key);
+            match &write.value {
+                Some(v) => batch.insert(key, v.as_slice()),
+                None => batch.remove(key),
+            }
+        }
+        batch.insert(step_key(run_id, step.index), serde_json::to_vec(step)?);
+        self.steps.apply_batch(batch).map_err(failed)
     }
 
     fn get_blob(&self, sha256: &str) -> anyhow::Result<Option<Vec<u8>>> {
@@ -186,12 +181,12 @@ impl RunStore for SledStore {
     }
 
     fn state_get(&self, scope: &StateScope, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
-        Ok(self.state.get(state_key(scope, key))?.map(|v| v.to_vec()))
+        Ok(self.steps.get(state_key(scope, key))?.map(|v| v.to_vec()))
     }
 
     fn state_sizes(&self, scope: &StateScope) -> anyhow::Result<Vec<(String, u64)>> {
         let prefix = state_prefix(scope);
-        self.state
+        self.steps
             .scan_prefix(&prefix)
             .map(|entry| {
                 let (k, v) = entry?;
@@ -246,7 +241,10 @@ impl RunStore for SledStore {
         if pruned.runs > 0 {
             let mut referenced = std::collections::HashSet::new();
             for entry in self.steps.iter() {
-                let (_, bytes) = entry?;
+                let (key, bytes) = entry?;
+                if key.first() == Some(&STATE_MARK) {
+                    continue;
+                }
                 if let Ok(step) = serde_json::from_slice::<StepRecord>(&bytes) {
                     referenced.extend(blob_refs(&step).map(str::to_string));
                 }
