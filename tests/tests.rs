@@ -4,6 +4,7 @@
 mod crash;
 mod http;
 mod limits;
+mod managed;
 mod platform;
 mod pokemon;
 mod runs;

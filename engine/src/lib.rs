@@ -72,6 +72,7 @@ pub mod integration;
 pub mod limits;
 pub mod plugin;
 pub mod redact;
+pub mod registry;
 pub mod runner;
 pub mod store;
 pub mod value;

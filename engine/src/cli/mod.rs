@@ -2,6 +2,7 @@
 
 mod credentials;
 mod demo;
+mod manage;
 mod output;
 
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use clap::{Parser, Subcommand};
 
 use weft::integration::Workspace;
 use weft::plugin::{HostOptions, PluginHost};
+use weft::registry::Registry;
 use weft::runner::{RunRequest, Runner};
 use weft::store::{Durability, RunFilter, RunStore, SledStore, Status};
 
@@ -43,10 +45,40 @@ enum Command {
         /// The workspace file (`weft.toml` or `.json`).
         workspace: PathBuf,
     },
-    /// Run a flow of an instance and record the run.
-    Run {
+    /// Make the store match a workspace file: publish changed integrations as new versions,
+    /// create, update and remove customers and instances. Prints what changed.
+    Apply {
         /// The workspace file.
         workspace: PathBuf,
+        /// Move every instance to the newest version of its integration.
+        #[arg(long)]
+        upgrade: bool,
+    },
+    /// Customers in the store.
+    Customers {
+        #[command(subcommand)]
+        command: manage::Customers,
+    },
+    /// Instances in the store: list, show, upgrade, enable, disable.
+    Instances {
+        #[command(subcommand)]
+        command: manage::Instances,
+    },
+    /// Integrations in the store and their versions.
+    Integrations {
+        #[command(subcommand)]
+        command: manage::Integrations,
+    },
+    /// Config vars in the store, at the workspace, customer or instance level.
+    Config {
+        #[command(subcommand)]
+        command: manage::Config,
+    },
+    /// Run a flow of an instance and record the run. With a workspace file, runs what the
+    /// files say; without one, runs what `weft apply` stored (the instance's pinned version).
+    Run {
+        /// The workspace file; omit it to run from the store.
+        workspace: Option<PathBuf>,
         /// The instance to run.
         #[arg(long, short)]
         instance: String,
@@ -87,9 +119,10 @@ enum RunsCommand {
     Replay {
         /// The run to replay.
         run_id: String,
-        /// The workspace file.
+        /// The workspace file; without it, the run's instance and integration version as
+        /// stored by `weft apply`.
         #[arg(long, short)]
-        workspace: PathBuf,
+        workspace: Option<PathBuf>,
         /// Print the new run as JSON.
         #[arg(long)]
         json: bool,
@@ -98,9 +131,10 @@ enum RunsCommand {
     Resume {
         /// The interrupted run.
         run_id: String,
-        /// The workspace file.
+        /// The workspace file; without it, the run's instance and integration version as
+        /// stored by `weft apply`.
         #[arg(long, short)]
-        workspace: PathBuf,
+        workspace: Option<PathBuf>,
         /// Print the run as JSON.
         #[arg(long)]
         json: bool,
@@ -194,9 +228,18 @@ pub fn main() -> anyhow::Result<ExitCode> {
                 }
                 None => serde_json::Value::Null,
             };
-            let ws = load_workspace(&workspace)?;
-            let store_dir = store_dir(cli.store.as_deref(), Some(&workspace));
-            let store = Arc::new(open_store(&store_dir)?);
+            let store_dir = store_dir(cli.store.as_deref(), workspace.as_deref());
+            let (ws, store) = match &workspace {
+                Some(path) => {
+                    let ws = load_workspace(path)?;
+                    (ws, Arc::new(open_store(&store_dir)?))
+                }
+                None => {
+                    let store = Arc::new(open_managed_store(&store_dir)?);
+                    let ws = Registry::open(store.db())?.workspace_for(&instance, None)?;
+                    (ws, store)
+                }
+            };
             let vault = credentials::open_vault_if_configured(&store, ws.name())?;
             let host = Arc::new(PluginHost::new(HostOptions::default())?);
             let mut runner = Runner::new(host, store.clone())
@@ -230,10 +273,17 @@ pub fn main() -> anyhow::Result<ExitCode> {
             } else if json {
                 println!("{}", serde_json::to_string_pretty(&run)?);
             } else {
-                output::run_summary(&run, &store_dir, &workspace);
+                output::run_summary(&run, &store_dir, workspace.as_deref());
             }
             Ok(exit_code(&run.run))
         }
+        Command::Apply { workspace, upgrade } => {
+            manage::apply(cli.store.as_deref(), &workspace, upgrade)
+        }
+        Command::Customers { command } => manage::customers(cli.store.as_deref(), command),
+        Command::Instances { command } => manage::instances(cli.store.as_deref(), command),
+        Command::Integrations { command } => manage::integrations(cli.store.as_deref(), command),
+        Command::Config { command } => manage::config(cli.store.as_deref(), command),
         Command::Demo { dir } => demo::main(dir),
         Command::Credentials { command } => credentials::main(command, cli.store.as_deref()),
         Command::Runs { command } => match command {
@@ -241,12 +291,24 @@ pub fn main() -> anyhow::Result<ExitCode> {
                 run_id,
                 workspace,
                 json,
-            } => again(cli.store.as_deref(), &workspace, &run_id, json, false),
+            } => again(
+                cli.store.as_deref(),
+                workspace.as_deref(),
+                &run_id,
+                json,
+                false,
+            ),
             RunsCommand::Resume {
                 run_id,
                 workspace,
                 json,
-            } => again(cli.store.as_deref(), &workspace, &run_id, json, true),
+            } => again(
+                cli.store.as_deref(),
+                workspace.as_deref(),
+                &run_id,
+                json,
+                true,
+            ),
             RunsCommand::Prune {
                 workspace,
                 older_than,
@@ -375,17 +437,44 @@ fn open_store(dir: &Path) -> anyhow::Result<SledStore> {
     Ok(store)
 }
 
+/// Opens a store that `weft apply` has written to.
+fn open_managed_store(dir: &Path) -> anyhow::Result<SledStore> {
+    if !dir.join("db").exists() {
+        bail!(
+            "no store at `{}`: pass the workspace file (`weft run weft.toml …`), or apply it first with `weft apply weft.toml` (or point at the store with `--store DIR`)",
+            dir.display()
+        );
+    }
+    open_store(dir)
+}
+
 /// `weft runs replay` and `weft runs resume`.
 fn again(
     store: Option<&Path>,
-    workspace: &Path,
+    workspace: Option<&Path>,
     run_id: &str,
     json: bool,
     resume: bool,
 ) -> anyhow::Result<ExitCode> {
-    let ws = load_workspace(workspace)?;
-    let store_dir = store_dir(store, Some(workspace));
-    let store = Arc::new(open_store(&store_dir)?);
+    let store_dir = store_dir(store, workspace);
+    let (ws, store) = match workspace {
+        Some(path) => {
+            let ws = load_workspace(path)?;
+            (ws, Arc::new(open_store(&store_dir)?))
+        }
+        None => {
+            let store = Arc::new(open_managed_store(&store_dir)?);
+            let run = store.get_run(run_id)?.with_context(|| {
+                format!(
+                    "no run `{run_id}` in the store at `{}`",
+                    store_dir.display()
+                )
+            })?;
+            let ws = Registry::open(store.db())?
+                .workspace_for(&run.run.instance, Some(run.run.integration_version))?;
+            (ws, store)
+        }
+    };
     let vault = credentials::open_vault_if_configured(&store, ws.name())?;
     let host = Arc::new(PluginHost::new(HostOptions::default())?);
     let runner = Runner::new(host, store.clone()).with_vault(vault);

@@ -32,7 +32,7 @@ fn micros(us: u64) -> String {
     Human(Duration::from_micros(us)).to_string()
 }
 
-pub fn run_summary(run: &RunWithSteps, store_dir: &Path, workspace: &Path) {
+pub fn run_summary(run: &RunWithSteps, store_dir: &Path, workspace: Option<&Path>) {
     steps_table(run);
     let r = &run.run;
     let took = r.duration_us.map(micros).unwrap_or_default();
@@ -50,10 +50,11 @@ pub fn run_summary(run: &RunWithSteps, store_dir: &Path, workspace: &Path) {
             }
         }
     }
-    let hint = if store_dir == workspace.parent().unwrap_or(Path::new(".")).join(".weft") {
-        format!("--workspace {}", workspace.display())
-    } else {
-        format!("--store {}", store_dir.display())
+    let hint = match workspace {
+        Some(ws) if store_dir == ws.parent().unwrap_or(Path::new(".")).join(".weft") => {
+            format!("--workspace {}", ws.display())
+        }
+        _ => format!("--store {}", store_dir.display()),
     };
     println!("Details: weft runs show {} {hint}", r.id);
 }

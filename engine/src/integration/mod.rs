@@ -171,6 +171,17 @@ impl Workspace {
         validate::load(path)
     }
 
+    /// Checks a workspace whose files were already read (from the store, say): `path` is where
+    /// the workspace file is, so relative paths in it resolve; `integrations` are the integration
+    /// files, each with its own path.
+    pub fn from_parts(
+        path: &Path,
+        file: WorkspaceFile,
+        integrations: Vec<(PathBuf, IntegrationFile)>,
+    ) -> Result<Workspace, ValidationErrors> {
+        validate::build(path, file, integrations)
+    }
+
     /// The directory relative paths in the workspace file are resolved against.
     pub fn dir(&self) -> &Path {
         self.path.parent().unwrap_or(Path::new("."))

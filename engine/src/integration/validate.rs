@@ -46,7 +46,41 @@ pub(super) fn load(path: &Path) -> Result<Workspace, ValidationErrors> {
         }
     };
     let dir = path.parent().unwrap_or(Path::new("."));
+    let mut specs = Vec::new();
+    for (n, rel) in file.integrations.iter().enumerate() {
+        let int_path = dir.join(rel);
+        match read_file::<IntegrationFile>(&int_path) {
+            Ok(spec) => specs.push((int_path, spec)),
+            Err(e) => report.add(path, &[format!("`integrations[{n}]`")], format!("{e:#}")),
+        }
+    }
+    build_with(path, file, specs, report)
+}
 
+/// Checks a workspace whose files were already read: `path` is where the workspace file is (or
+/// was), so relative paths in it resolve; `integrations` are the integration files with theirs.
+pub(super) fn build(
+    path: &Path,
+    file: WorkspaceFile,
+    integrations: Vec<(PathBuf, IntegrationFile)>,
+) -> Result<Workspace, ValidationErrors> {
+    build_with(
+        path,
+        file,
+        integrations,
+        Report {
+            diagnostics: Vec::new(),
+        },
+    )
+}
+
+fn build_with(
+    path: &Path,
+    file: WorkspaceFile,
+    specs: Vec<(PathBuf, IntegrationFile)>,
+    mut report: Report,
+) -> Result<Workspace, ValidationErrors> {
+    let dir = path.parent().unwrap_or(Path::new("."));
     check_plugins(&file, dir, path, &mut report);
     let grants = check_grants(&file, path, &mut report);
     let s3_grants = check_s3_grants(&file, path, &mut report);
@@ -68,15 +102,7 @@ pub(super) fn load(path: &Path) -> Result<Workspace, ValidationErrors> {
     }
 
     let mut integrations = BTreeMap::new();
-    for (n, rel) in file.integrations.iter().enumerate() {
-        let int_path = dir.join(rel);
-        let spec: IntegrationFile = match read_file(&int_path) {
-            Ok(spec) => spec,
-            Err(e) => {
-                report.add(path, &[format!("`integrations[{n}]`")], format!("{e:#}"));
-                continue;
-            }
-        };
+    for (int_path, spec) in specs {
         let integration = check_integration(spec, int_path.clone(), &file, dir, &mut report);
         if let Some(previous) = integrations.get(&integration.spec.name) {
             let previous: &Arc<Integration> = previous;
