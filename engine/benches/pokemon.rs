@@ -27,10 +27,7 @@ use weft::demo::{self, StandIns};
 use weft::integration::Workspace;
 use weft::plugin::{HostOptions, PluginHost};
 use weft::runner::{RunRequest, Runner};
-use weft::store::{
-    Durability, RunFilter, RunRecord, RunStore, RunWithSteps, SledStore, StateWrite, Status,
-    StepRecord,
-};
+use weft::store::{DiscardStore, Durability, SledStore, Status};
 
 const BATCH: usize = 25;
 
@@ -73,33 +70,6 @@ impl Native {
             .body(ByteStream::from(png))
             .send()
             .await?;
-        Ok(())
-    }
-}
-
-/// A store that keeps nothing.
-struct Discard;
-
-impl RunStore for Discard {
-    fn put_run(&self, _: &RunRecord) -> anyhow::Result<()> {
-        Ok(())
-    }
-    fn commit_step(
-        &self,
-        _: &str,
-        _: &StepRecord,
-        _: &[(String, Vec<u8>)],
-        _: &[StateWrite],
-    ) -> anyhow::Result<()> {
-        Ok(())
-    }
-    fn get_run(&self, _: &str) -> anyhow::Result<Option<RunWithSteps>> {
-        Ok(None)
-    }
-    fn list_runs(&self, _: &RunFilter) -> anyhow::Result<Vec<RunRecord>> {
-        Ok(Vec::new())
-    }
-    fn flush(&self) -> anyhow::Result<()> {
         Ok(())
     }
 }
@@ -155,7 +125,7 @@ fn main() -> anyhow::Result<()> {
         Arc::new(SledStore::open(&dir.path().join("store-background"))?),
     )
     .with_durability(Durability::Background);
-    let unrecorded = Runner::new(host, Arc::new(Discard));
+    let unrecorded = Runner::new(host, Arc::new(DiscardStore));
     let native = Native {
         http: reqwest::Client::builder().no_proxy().build()?,
         s3: aws_sdk_s3::Client::from_conf(

@@ -23,10 +23,7 @@ use weft::host::config::ConfigVars;
 use weft::integration::{PluginSource, Workspace};
 use weft::plugin::{HostOptions, PluginHost, StepCall};
 use weft::runner::{RunRequest, Runner};
-use weft::store::{
-    Durability, RunFilter, RunRecord, RunStore, RunWithSteps, SledStore, StateWrite, Status,
-    StepRecord,
-};
+use weft::store::{DiscardStore, Durability, RunStore, SledStore, Status};
 use weft::value::Val;
 
 const BATCH: usize = 500;
@@ -58,33 +55,6 @@ impl Samples {
         self.times.sort_unstable();
         let i = ((self.times.len() - 1) as f64 * q).round() as usize;
         self.times[i]
-    }
-}
-
-/// A store that keeps nothing: what the engine itself holds on to, without run records.
-struct Discard;
-
-impl RunStore for Discard {
-    fn put_run(&self, _: &RunRecord) -> anyhow::Result<()> {
-        Ok(())
-    }
-    fn commit_step(
-        &self,
-        _: &str,
-        _: &StepRecord,
-        _: &[(String, Vec<u8>)],
-        _: &[StateWrite],
-    ) -> anyhow::Result<()> {
-        Ok(())
-    }
-    fn get_run(&self, _: &str) -> anyhow::Result<Option<RunWithSteps>> {
-        Ok(None)
-    }
-    fn list_runs(&self, _: &RunFilter) -> anyhow::Result<Vec<RunRecord>> {
-        Ok(Vec::new())
-    }
-    fn flush(&self) -> anyhow::Result<()> {
-        Ok(())
     }
 }
 
@@ -218,7 +188,7 @@ fn main() -> anyhow::Result<()> {
 
     // Memory: a fresh runner per store kind, 100 runs, then on to 10,000.
     let sinks: [(&str, Arc<dyn RunStore>); 2] = [
-        ("engine alone (store keeps nothing)", Arc::new(Discard)),
+        ("engine alone (store keeps nothing)", Arc::new(DiscardStore)),
         (
             "with the sled store",
             Arc::new(SledStore::open(&dir.path().join(".weft-memory"))?),

@@ -281,3 +281,32 @@ pub trait RunStore: Send + Sync {
     /// Makes everything written so far durable.
     fn flush(&self) -> anyhow::Result<()>;
 }
+
+/// A store that keeps nothing: for measuring the engine without its records, and for runs
+/// whose records nobody will read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DiscardStore;
+
+impl RunStore for DiscardStore {
+    fn put_run(&self, _: &RunRecord) -> anyhow::Result<()> {
+        Ok(())
+    }
+    fn commit_step(
+        &self,
+        _: &str,
+        _: &StepRecord,
+        _: &[(String, Vec<u8>)],
+        _: &[StateWrite],
+    ) -> anyhow::Result<()> {
+        Ok(())
+    }
+    fn get_run(&self, _: &str) -> anyhow::Result<Option<RunWithSteps>> {
+        Ok(None)
+    }
+    fn list_runs(&self, _: &RunFilter) -> anyhow::Result<Vec<RunRecord>> {
+        Ok(Vec::new())
+    }
+    fn flush(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
