@@ -41,6 +41,7 @@ source = "builtin:http-request"
 http = {{ allow = ["http://127.0.0.1:{port}"], allow_loopback = true }}
 [plugins.counter]
 source = {counter:?}
+state = true
 [[customers]]
 id = "acme"
 name = "Acme"

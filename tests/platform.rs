@@ -26,6 +26,7 @@ http = {{ allow = ["http://127.0.0.1:{port}"], allow_loopback = true }}
 
 [plugins.counter]
 source = {counter:?}
+state = true
 
 [[customers]]
 id = "acme"

@@ -290,13 +290,23 @@ fn the_s3_grant_is_enforced_before_anything_is_sent() {
     assert!(error.contains("is a loopback address"), "{error}");
     assert!(error.contains("`s3` grant"), "{error}");
 
-    // No grant at all.
-    let (_, error) = failing_step(|ws| {
-        let at = ws.find("[plugins.s3-put-object.s3]").expect("the s3 grant");
-        let end = ws[at..].find("\n\n").map(|n| at + n).unwrap_or(ws.len());
-        format!("{}{}", &ws[..at], &ws[end..])
-    });
-    assert!(error.contains("has no S3 grant"), "{error}");
+    // No grant at all: the plugin imports `weft:step/s3` and is refused at load, before any
+    // step runs.
+    let (env, _stand_ins) = pokemon_example();
+    let ws = std::fs::read_to_string(env.path().join("weft.toml")).unwrap();
+    let at = ws.find("[plugins.s3-put-object.s3]").expect("the s3 grant");
+    let end = ws[at..].find("\n\n").map(|n| at + n).unwrap_or(ws.len());
+    env.write("weft.toml", &format!("{}{}", &ws[..at], &ws[end..]));
+    let out = env.weft(&["run", "weft.toml", "--instance", SMITH, "--json"]);
+    assert!(!out.success);
+    let run: Value = serde_json::from_str(&out.stdout).expect("JSON");
+    let error = run["error"].as_str().unwrap();
+    assert!(run["steps"].as_array().unwrap().is_empty(), "{run:#}");
+    assert!(error.contains("plugin `s3-put-object` (sha256 "), "{error}");
+    assert!(
+        error.contains("imports `weft:step/s3@0.1.0`, which its policy does not grant; to allow it, add `s3 = { buckets = [\"BUCKET\"] }` to `[plugins.s3-put-object]`"),
+        "{error}"
+    );
 }
 
 #[test]

@@ -2,10 +2,12 @@
 //! and the real `weft` binary.
 
 mod crash;
+mod hostile;
 mod http;
 mod limits;
 mod managed;
 mod platform;
 mod pokemon;
+mod policy;
 mod runs;
 mod validate;

@@ -146,6 +146,7 @@ fn main() -> anyhow::Result<()> {
                             http: None,
                             s3: None,
                             state: None,
+                            concurrency: None,
                         },
                     )
                     .await;

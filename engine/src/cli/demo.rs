@@ -9,7 +9,6 @@ use anyhow::Context;
 
 use weft::demo::{self, StandIns};
 use weft::limits::Human;
-use weft::plugin::{HostOptions, PluginHost};
 use weft::runner::{RunRequest, Runner};
 use weft::store::{RunStore, SledStore, Status};
 use weft::value::RecordedValue;
@@ -49,7 +48,7 @@ async fn run(dir: &Path) -> anyhow::Result<ExitCode> {
 
     let store_dir = dir.join("store");
     let store = Arc::new(SledStore::open(&store_dir)?);
-    let host = Arc::new(PluginHost::new(HostOptions::default())?);
+    let host = super::plugin_host(&store)?;
     let runner = Runner::new(host, store.clone());
 
     let mut failed = 0;

@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 use weft::integration::Workspace;
-use weft::plugin::{HostOptions, PluginHost};
+use weft::plugin::{CompileCache, HostOptions, PluginHost};
 use weft::registry::Registry;
 use weft::runner::{RunRequest, Runner};
 use weft::store::{Durability, RunFilter, RunStore, SledStore, Status};
@@ -241,7 +241,7 @@ pub fn main() -> anyhow::Result<ExitCode> {
                 }
             };
             let vault = credentials::open_vault_if_configured(&store, ws.name())?;
-            let host = Arc::new(PluginHost::new(HostOptions::default())?);
+            let host = plugin_host(&store)?;
             let mut runner = Runner::new(host, store.clone())
                 .with_vault(vault)
                 .with_durability(durability);
@@ -437,6 +437,15 @@ fn open_store(dir: &Path) -> anyhow::Result<SledStore> {
     Ok(store)
 }
 
+/// The plugin host, with the store's compile cache.
+pub(crate) fn plugin_host(store: &SledStore) -> anyhow::Result<Arc<PluginHost>> {
+    let cache = CompileCache::in_store(store.path(), store.db())?;
+    Ok(Arc::new(PluginHost::new(HostOptions {
+        compile_cache: Some(cache),
+        ..HostOptions::default()
+    })?))
+}
+
 /// Opens a store that `weft apply` has written to.
 fn open_managed_store(dir: &Path) -> anyhow::Result<SledStore> {
     if !dir.join("db").exists() {
@@ -476,7 +485,7 @@ fn again(
         }
     };
     let vault = credentials::open_vault_if_configured(&store, ws.name())?;
-    let host = Arc::new(PluginHost::new(HostOptions::default())?);
+    let host = plugin_host(&store)?;
     let runner = Runner::new(host, store.clone()).with_vault(vault);
     let rt = runtime()?;
     let run = rt.block_on(async {

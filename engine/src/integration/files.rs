@@ -243,6 +243,36 @@ pub struct PluginSpec {
     /// What the plugin may write to S3; without it, every S3 request is refused.
     #[serde(default)]
     pub s3: Option<S3GrantSpec>,
+    /// The SHA-256 the component must have (64 hex digits); a file that differs is refused.
+    /// `weft plugins add FILE.wasm` prints it.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// Let the plugin keep persisted state (`weft:step/state`).
+    #[serde(default)]
+    pub state: bool,
+    /// Limits for every step of this plugin: the defaults for its steps and the most any of
+    /// them may ask for.
+    #[serde(default)]
+    pub limits: Option<PluginLimitsSpec>,
+}
+
+/// A plugin's limits in its policy.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginLimitsSpec {
+    /// Wall-clock time for one execution.
+    #[serde(default)]
+    pub time: Option<String>,
+    /// Linear memory.
+    #[serde(default)]
+    pub memory: Option<String>,
+    /// Size of a step's result.
+    #[serde(default)]
+    pub output: Option<String>,
+    /// How many of its steps may execute at once, across all runs (default: no limit but the
+    /// engine's).
+    #[serde(default)]
+    pub concurrency: Option<u32>,
 }
 
 /// A plugin's S3 grant: `s3 = { buckets = ["avatars"] }`.

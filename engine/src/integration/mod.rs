@@ -213,6 +213,65 @@ impl Workspace {
         self.grants.get(name).cloned().unwrap_or_default()
     }
 
+    /// How many steps of plugin `name` may execute at once, if its policy says.
+    pub fn plugin_concurrency(&self, name: &str) -> Option<u32> {
+        self.file.plugins.get(name)?.limits.as_ref()?.concurrency
+    }
+
+    /// Checks a loaded plugin against its policy: the SHA-256 pin, and every interface it
+    /// imports must be one the policy grants and a version this engine serves. The message
+    /// names the plugin, its digest, the interface and the policy line that would allow it.
+    pub fn check_plugin(&self, plugin: &crate::plugin::Plugin) -> Result<(), String> {
+        let name = &plugin.name;
+        let spec = self.file.plugins.get(name);
+        let short = &plugin.sha256[..12];
+        if let Some(pin) = spec.and_then(|s| s.sha256.as_deref())
+            && !pin.eq_ignore_ascii_case(&plugin.sha256)
+        {
+            return Err(format!(
+                "plugin `{name}` has sha256 {}, but `[plugins.{name}]` pins sha256 = \"{pin}\"; the file changed. If you trust the new one, set `sha256 = \"{}\"`",
+                plugin.sha256, plugin.sha256
+            ));
+        }
+        for import in &plugin.imports {
+            let Some(rest) = import.strip_prefix("weft:step/") else {
+                // WASI is linked with nothing to reach: no files, sockets or environment.
+                if import.starts_with("wasi:") {
+                    continue;
+                }
+                return Err(format!(
+                    "plugin `{name}` (sha256 {short}…) imports `{import}`, which Weft does not provide; a step may import `weft:step` and WASI interfaces only"
+                ));
+            };
+            // The version was checked when the plugin was loaded.
+            let interface = rest.split_once('@').map_or(rest, |(i, _)| i);
+            let granted = match interface {
+                "types" | "config" | "log" => true,
+                "http" => spec.is_some_and(|s| s.http.is_some()),
+                "s3" => spec.is_some_and(|s| s.s3.is_some()),
+                "state" => spec.is_some_and(|s| s.state),
+                _ => false,
+            };
+            if !granted {
+                let line = match interface {
+                    "http" => "http = { allow = [\"https://api.example.com\"] }",
+                    "s3" => "s3 = { buckets = [\"BUCKET\"] }",
+                    "state" => "state = true",
+                    _ => {
+                        return Err(format!(
+                            "plugin `{name}` (sha256 {short}…) imports `{import}`, which this engine does not serve"
+                        ));
+                    }
+                };
+                return Err(format!(
+                    "plugin `{name}` (sha256 {short}…) imports `{import}`, which its policy does not grant; to allow it, add `{line}` to `[plugins.{name}]` in `{}`",
+                    self.path.display()
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The S3 grant of plugin `name`, if its `[plugins.NAME]` entry has one.
     pub fn s3_grant(&self, name: &str) -> Option<Arc<S3Grant>> {
         self.s3_grants.get(name).cloned()

@@ -14,7 +14,7 @@ use super::{
 use crate::host::http::HttpGrant;
 use crate::host::http::policy::{AddressPolicy, HostPattern};
 use crate::host::s3::{BucketGrant, S3Grant};
-use crate::limits::{Bytes, StepLimits, parse_duration, parse_size};
+use crate::limits::{Bytes, Human, StepLimits, parse_duration, parse_size};
 
 struct Report {
     diagnostics: Vec<Diagnostic>,
@@ -159,6 +159,46 @@ fn check_plugins(file: &WorkspaceFile, dir: &Path, path: &Path, report: &mut Rep
                 ),
             ),
             _ => {}
+        }
+        let spec = &file.plugins[name];
+        if let Some(pin) = &spec.sha256
+            && (pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            report.add(
+                path,
+                &[quoted("plugin", name), "field `sha256`".into()],
+                format!("`{pin}` is not a SHA-256 digest (64 hex digits); `weft plugins add FILE.wasm` prints the right one"),
+            );
+        }
+        if let Some(limits) = &spec.limits {
+            let at = |field: &str| [quoted("plugin", name), format!("field `limits.{field}`")];
+            if let Some(Err(e)) = limits.time.as_deref().map(parse_duration) {
+                report.add(path, &at("time"), e);
+            }
+            for (field, value) in [("memory", &limits.memory), ("output", &limits.output)] {
+                if let Some(Err(e)) = value.as_deref().map(parse_size) {
+                    report.add(path, &at(field), e);
+                }
+            }
+            if let Some(Ok(m)) = limits.memory.as_deref().map(parse_size)
+                && m > StepLimits::MAX_MEMORY
+            {
+                report.add(
+                    path,
+                    &at("memory"),
+                    format!(
+                        "more than the largest memory limit, {}",
+                        Bytes(StepLimits::MAX_MEMORY)
+                    ),
+                );
+            }
+            if limits.concurrency == Some(0) {
+                report.add(
+                    path,
+                    &at("concurrency"),
+                    "at least 1 step must be allowed to run",
+                );
+            }
         }
     }
 }
@@ -333,7 +373,13 @@ fn check_integration(
                 );
             }
             let inputs = check_inputs(step, index, &positions, &spec, &path, &step_at, report);
-            let limits = check_limits(step, &path, &step_at, report);
+            let limits = check_limits(
+                step,
+                policy_limits(ws, &step.plugin),
+                &path,
+                &step_at,
+                report,
+            );
             let retry = step
                 .retry
                 .as_ref()
@@ -517,13 +563,31 @@ fn check_retry(
     })
 }
 
+/// The limits a plugin's policy sets (each unset one the engine's default), if it sets any.
+/// Malformed values are reported by `check_plugins` and read as the default here.
+fn policy_limits(file: &WorkspaceFile, plugin: &str) -> Option<StepLimits> {
+    let spec = file.plugins.get(plugin)?.limits.as_ref()?;
+    let mut limits = StepLimits::default();
+    if let Some(Ok(t)) = spec.time.as_deref().map(parse_duration) {
+        limits.time = t;
+    }
+    if let Some(Ok(m)) = spec.memory.as_deref().map(parse_size) {
+        limits.memory = m.min(StepLimits::MAX_MEMORY);
+    }
+    if let Some(Ok(o)) = spec.output.as_deref().map(parse_size) {
+        limits.output = o;
+    }
+    Some(limits)
+}
+
 fn check_limits(
     step: &StepSpec,
+    cap: Option<StepLimits>,
     path: &Path,
     step_at: &[String; 2],
     report: &mut Report,
 ) -> StepLimits {
-    let mut limits = StepLimits::default();
+    let mut limits = cap.unwrap_or_default();
     let mut field =
         |name: &str, text: &Option<String>, apply: &mut dyn FnMut(&str) -> Result<(), String>| {
             if let Some(text) = text
@@ -563,6 +627,52 @@ fn check_limits(
         limits.output = parse_size(t)?;
         Ok(())
     });
+    if let Some(cap) = cap {
+        let at = [
+            step_at[0].clone(),
+            step_at[1].clone(),
+            "field `limits`".to_string(),
+        ];
+        let over = |what: &str, asked: String, most: String| {
+            format!(
+                "the step asks for {asked} of {what}, but the policy of plugin `{}` allows at most {most}; lower it, or raise `limits.{what}` in `[plugins.{}]`",
+                step.plugin, step.plugin
+            )
+        };
+        if limits.time > cap.time {
+            report.add(
+                path,
+                &at,
+                over(
+                    "time",
+                    Human(limits.time).to_string(),
+                    Human(cap.time).to_string(),
+                ),
+            );
+        }
+        if limits.memory > cap.memory {
+            report.add(
+                path,
+                &at,
+                over(
+                    "memory",
+                    Bytes(limits.memory).to_string(),
+                    Bytes(cap.memory).to_string(),
+                ),
+            );
+        }
+        if limits.output > cap.output {
+            report.add(
+                path,
+                &at,
+                over(
+                    "output",
+                    Bytes(limits.output).to_string(),
+                    Bytes(cap.output).to_string(),
+                ),
+            );
+        }
+    }
     limits
 }
 

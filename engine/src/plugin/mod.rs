@@ -6,6 +6,7 @@
 //! instance, with its own time, memory and output limits.
 
 pub mod builtin;
+pub mod cache;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,6 +33,8 @@ use crate::integration::PluginSource;
 use crate::limits::{Bytes, Human, StepLimits};
 use crate::store::StateWrite;
 use crate::value::{Val, hex};
+use cache::CacheCounters;
+pub use cache::CompileCache;
 
 /// How often the ticker thread advances the engine's epoch; the granularity of time limits.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -44,6 +47,8 @@ pub struct HostOptions {
     /// Names the HTTP capability resolves to fixed addresses instead of asking DNS (the
     /// addresses are still checked against each plugin's grant).
     pub resolve: HashMap<String, Vec<std::net::IpAddr>>,
+    /// Where compiled components are kept between processes; `None` compiles every time.
+    pub compile_cache: Option<CompileCache>,
 }
 
 impl Default for HostOptions {
@@ -51,6 +56,7 @@ impl Default for HostOptions {
         Self {
             max_concurrent_steps: 128,
             resolve: HashMap::new(),
+            compile_cache: None,
         }
     }
 }
@@ -61,6 +67,8 @@ pub struct Plugin {
     pub name: String,
     /// Lower-case hex SHA-256 of the component bytes.
     pub sha256: String,
+    /// The interfaces the component imports, as `package/interface@version`.
+    pub imports: Vec<String>,
     pre: StepPre<StepState>,
 }
 
@@ -71,6 +79,17 @@ impl std::fmt::Debug for Plugin {
             .field("sha256", &self.sha256)
             .finish_non_exhaustive()
     }
+}
+
+/// What the compile cache did since the host started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Components compiled.
+    pub compiled: u64,
+    /// Components loaded from the cache without compiling.
+    pub hits: u64,
+    /// Cache entries refused (bad seal, damaged, incompatible) and rebuilt.
+    pub rejected: u64,
 }
 
 /// One step execution to perform.
@@ -90,6 +109,8 @@ pub struct StepCall<'a> {
     pub s3: Option<S3Context>,
     /// Where the step's persisted state lives; `None` outside a run.
     pub state: Option<StateContext>,
+    /// How many steps of this plugin may execute at once, if its policy limits it.
+    pub concurrency: Option<u32>,
 }
 
 /// What a step execution produced: its result and its log.
@@ -200,6 +221,10 @@ pub struct PluginHost {
     permits: Semaphore,
     http: Arc<HttpClients>,
     s3: Arc<S3Clients>,
+    cache: Option<CompileCache>,
+    counters: CacheCounters,
+    /// Per-plugin concurrency limits, by plugin name and limit.
+    plugin_permits: Mutex<HashMap<(String, u32), Arc<Semaphore>>>,
     _ticker: Ticker,
 }
 
@@ -265,6 +290,9 @@ impl PluginHost {
             permits: Semaphore::new(slots as usize),
             http: Arc::new(HttpClients::with_overrides(options.resolve.clone())),
             s3: Arc::new(S3Clients::with_overrides(options.resolve.clone())),
+            cache: options.compile_cache,
+            counters: CacheCounters::default(),
+            plugin_permits: Mutex::default(),
             _ticker: Ticker(stop),
         })
     }
@@ -295,9 +323,12 @@ impl PluginHost {
                 })?
                 .into(),
         };
-        let plugin = self
-            .load_bytes(name, &bytes)
-            .with_context(|| format!("failed to load plugin `{name}` from `{source}`"))?;
+        let plugin = self.load_bytes(name, &bytes).with_context(|| {
+            format!(
+                "failed to load plugin `{name}` (sha256 {}) from `{source}`",
+                hex(&Sha256::digest(&bytes))
+            )
+        })?;
         self.lock_loaded().insert(key, (stamp, plugin.clone()));
         Ok(plugin)
     }
@@ -309,8 +340,37 @@ impl PluginHost {
         if let Some(plugin) = self.lock_compiled().get(&key) {
             return Ok(plugin.clone());
         }
-        let component =
-            wt(Component::new(&self.engine, bytes)).context("not a valid WebAssembly component")?;
+        let cached = self
+            .cache
+            .as_ref()
+            .and_then(|cache| cache.load(&self.engine, &sha256, &self.counters));
+        let component = match cached {
+            Some(component) => component,
+            None => {
+                let component = wt(Component::new(&self.engine, bytes))
+                    .context("not a valid WebAssembly component")?;
+                self.counters.compiled.fetch_add(1, Ordering::Relaxed);
+                if let Some(cache) = &self.cache {
+                    cache.store(&self.engine, &sha256, &component);
+                }
+                component
+            }
+        };
+        let imports: Vec<String> = component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        for import in &imports {
+            if let Some(rest) = import.strip_prefix("weft:step/") {
+                let version = rest.split_once('@').map_or("", |(_, v)| v);
+                if !version.starts_with("0.1.") {
+                    anyhow::bail!(
+                        "it imports `{import}`, built for `weft:step@{version}`; this engine serves `weft:step@0.1`; rebuild the plugin against this version's `wit/`"
+                    );
+                }
+            }
+        }
         let instance_pre = wt(self.linker.instantiate_pre(&component))
             .context("the component imports something the host does not provide")?;
         let pre = wt(StepPre::new(instance_pre))
@@ -318,6 +378,7 @@ impl PluginHost {
         let plugin = Arc::new(Plugin {
             name: name.to_string(),
             sha256,
+            imports,
             pre,
         });
         self.lock_compiled().insert(key, plugin.clone());
@@ -333,6 +394,15 @@ impl PluginHost {
         self.compiled.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// How many components were compiled, loaded from the compile cache, and refused by it.
+    pub fn cache_stats(&self) -> CacheStats {
+        CacheStats {
+            compiled: self.counters.compiled.load(Ordering::Relaxed),
+            hits: self.counters.hits.load(Ordering::Relaxed),
+            rejected: self.counters.rejected.load(Ordering::Relaxed),
+        }
+    }
+
     /// The HTTP clients steps share.
     pub fn http_clients(&self) -> &Arc<HttpClients> {
         &self.http
@@ -345,6 +415,18 @@ impl PluginHost {
 
     /// Executes one step in a fresh store and instance, enforcing its limits.
     pub async fn execute(&self, plugin: &Plugin, call: StepCall<'_>) -> StepOutcome {
+        let plugin_semaphore = call.concurrency.map(|n| {
+            self.plugin_permits
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry((plugin.name.clone(), n))
+                .or_insert_with(|| Arc::new(Semaphore::new(n as usize)))
+                .clone()
+        });
+        let _plugin_permit = match &plugin_semaphore {
+            Some(s) => Some(s.acquire().await),
+            None => None,
+        };
         let _permit = self.permits.acquire().await;
         let limits = call.limits;
         let deadline = std::time::Instant::now() + limits.time;

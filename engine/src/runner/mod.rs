@@ -423,7 +423,11 @@ impl Runner {
             let loaded = ws
                 .plugin_source(&step.plugin)
                 .ok_or_else(|| anyhow::anyhow!("unknown plugin `{}`", step.plugin))
-                .and_then(|source| self.host.load(&step.plugin, &source));
+                .and_then(|source| self.host.load(&step.plugin, &source))
+                .and_then(|plugin| {
+                    ws.check_plugin(&plugin).map_err(anyhow::Error::msg)?;
+                    Ok(plugin)
+                });
             match loaded {
                 Ok(plugin) => {
                     plugins.insert(&step.plugin, plugin);
@@ -612,6 +616,7 @@ impl Runner {
                 clients: self.host.s3_clients().clone(),
             }),
             state: Some(bindings.state.clone()),
+            concurrency: ws.plugin_concurrency(&step.plugin),
         }
     }
 }

@@ -1,0 +1,166 @@
+//! The on-disk compile cache: compiled components, so a restart does not compile them again.
+//!
+//! An entry is keyed by the component's SHA-256 and the engine's compatibility hash (wasmtime
+//! version and compilation settings), and sealed with an HMAC-SHA256 under a random key kept in
+//! the store's database. Only an entry whose seal checks is handed to wasmtime to deserialize,
+//! so the engine only ever loads machine code it wrote itself: a file dropped into the cache
+//! directory, a corrupted one or one from another build is ignored, removed and rebuilt.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::Context;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+use crate::value::hex;
+
+const MAGIC: &[u8; 8] = b"WEFTC001";
+const MAC_LEN: usize = 32;
+
+/// What the cache did since the host started.
+#[derive(Debug, Default)]
+pub struct CacheCounters {
+    /// Components loaded from the cache.
+    pub hits: AtomicU64,
+    /// Components compiled (not in the cache, or the cache entry was refused).
+    pub compiled: AtomicU64,
+    /// Entries refused (bad seal, truncated, incompatible) and rebuilt.
+    pub rejected: AtomicU64,
+}
+
+/// A compile cache in one directory.
+#[derive(Clone)]
+pub struct CompileCache {
+    dir: PathBuf,
+    key: [u8; 32],
+}
+
+impl std::fmt::Debug for CompileCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompileCache")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CompileCache {
+    /// A cache in `dir` sealed with `key`.
+    pub fn new(dir: PathBuf, key: [u8; 32]) -> Self {
+        Self { dir, key }
+    }
+
+    /// The cache of the store whose database is `db`, in `<store>/cache`; the sealing key is
+    /// made on first use and kept in the database.
+    pub fn in_store(store_dir: &Path, db: &sled::Db) -> anyhow::Result<Self> {
+        let meta = db
+            .open_tree("meta")
+            .context("failed to open the `meta` tree")?;
+        let key = match meta.get("compile-cache-key")? {
+            Some(k) if k.len() == 32 => {
+                let mut key = [0u8; 32];
+                key.copy_from_slice(&k);
+                key
+            }
+            _ => {
+                use chacha20poly1305::aead::rand_core::RngCore as _;
+                let mut key = [0u8; 32];
+                chacha20poly1305::aead::OsRng.fill_bytes(&mut key);
+                meta.insert("compile-cache-key", &key[..])?;
+                meta.flush()?;
+                key
+            }
+        };
+        Ok(Self::new(store_dir.join("cache"), key))
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, engine: &Engine, sha256: &str) -> PathBuf {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        self.dir
+            .join(format!("{sha256}-{:016x}.cwasm", hasher.finish()))
+    }
+
+    fn seal(&self, payload: &[u8]) -> [u8; MAC_LEN] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length works");
+        mac.update(MAGIC);
+        mac.update(payload);
+        mac.finalize().into_bytes().into()
+    }
+
+    /// The cached compilation of the component whose SHA-256 is `sha256`, if there is one and
+    /// its seal checks. A refused entry is removed and counted.
+    pub fn load(
+        &self,
+        engine: &Engine,
+        sha256: &str,
+        counters: &CacheCounters,
+    ) -> Option<Component> {
+        let path = self.path(engine, sha256);
+        let bytes = std::fs::read(&path).ok()?;
+        let refuse = || {
+            counters.rejected.fetch_add(1, Ordering::Relaxed);
+            let _ = std::fs::remove_file(&path);
+            None
+        };
+        if bytes.len() < MAGIC.len() + MAC_LEN || &bytes[..MAGIC.len()] != MAGIC {
+            return refuse();
+        }
+        let (mac, payload) = bytes[MAGIC.len()..].split_at(MAC_LEN);
+        let mut check = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length works");
+        check.update(MAGIC);
+        check.update(payload);
+        if check.verify_slice(mac).is_err() {
+            return refuse();
+        }
+        // SAFETY: `Component::deserialize` runs the machine code in `payload`, so it must be
+        // what a Weft engine serialized. The HMAC above, under a random key kept in this store's
+        // database, shows that `store` below wrote these bytes (a file copied in from elsewhere
+        // or damaged on disk fails it); wasmtime then checks that the artifact was built by
+        // this wasmtime version with these settings. Someone who can read the store's database
+        // can forge a seal, but can then also change everything else the engine trusts there.
+        #[allow(unsafe_code)]
+        let component = unsafe { Component::deserialize(engine, payload) };
+        match component {
+            Ok(component) => {
+                counters.hits.fetch_add(1, Ordering::Relaxed);
+                Some(component)
+            }
+            Err(_) => refuse(),
+        }
+    }
+
+    /// Stores the compilation of the component whose SHA-256 is `sha256`. Best effort: a cache
+    /// that cannot be written only means compiling again next time.
+    pub fn store(&self, engine: &Engine, sha256: &str, component: &Component) {
+        let Ok(payload) = component.serialize() else {
+            return;
+        };
+        let path = self.path(engine, sha256);
+        if std::fs::create_dir_all(&self.dir).is_err() {
+            return;
+        }
+        let mut bytes = Vec::with_capacity(MAGIC.len() + MAC_LEN + payload.len());
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&self.seal(&payload));
+        bytes.extend_from_slice(&payload);
+        // Write under a unique name and rename, so a reader never sees half a file.
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let unique = NEXT.fetch_add(1, Ordering::Relaxed);
+        let tmp = self.dir.join(format!(
+            ".{sha256}.{}-{unique}.tmp",
+            hex(&std::process::id().to_be_bytes())
+        ));
+        if std::fs::write(&tmp, &bytes).is_ok() && std::fs::rename(&tmp, &path).is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! Operator policy for plugins: digest pins, granted interfaces, supported versions, the
+//! `weft:step` world, per-plugin limits, and the compile cache.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use weft::integration::PluginSource;
+use weft::plugin::{CompileCache, HostOptions, PluginHost};
+use weft_tests::{TestEnv, one_instance_workspace, plugin};
+
+/// Runs flow `test` of a one-step workspace whose step uses plugin `name` from `stem`, with
+/// `policy` added to its `[plugins.NAME]` entry; returns the run as JSON.
+fn run_with(stem: &str, policy: &str, step: &str) -> Value {
+    let env = TestEnv::new();
+    let mut ws = one_instance_workspace(&[]);
+    ws.push_str(&format!(
+        "\n[plugins.p]\nsource = {:?}\n{policy}\n",
+        plugin(stem)
+    ));
+    env.workspace(
+        &ws,
+        &format!("name = \"test\"\n[[flows]]\nname = \"f\"\n[[flows.steps]]\nid = \"s\"\nplugin = \"p\"\n{step}\n"),
+    );
+    let out = env.weft(&["run", "weft.toml", "-i", "acme-test", "--json"]);
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+}
+
+fn sha256_of(path: &str) -> String {
+    use sha2::Digest;
+    weft::value::hex(&sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+fn refused(run: &Value) -> String {
+    assert_eq!(run["status"], "failed", "{run:#}");
+    assert!(
+        run["steps"].as_array().unwrap().is_empty(),
+        "nothing ran: {run:#}"
+    );
+    run["error"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_digest_mismatch_is_refused() {
+    let wrong = "0".repeat(64);
+    let error = refused(&run_with(
+        "testing_counter",
+        &format!("state = true\nsha256 = \"{wrong}\""),
+        "",
+    ));
+    let actual = sha256_of(plugin("testing_counter"));
+    assert!(
+        error.contains(&format!(
+            "plugin `p` has sha256 {actual}, but `[plugins.p]` pins sha256 = \"{wrong}\""
+        )),
+        "{error}"
+    );
+    // The right pin runs.
+    let run = run_with(
+        "testing_counter",
+        &format!("state = true\nsha256 = \"{actual}\""),
+        "",
+    );
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+}
+
+#[test]
+fn an_interface_the_policy_does_not_grant_is_refused_at_load() {
+    let error = refused(&run_with("testing_counter", "", ""));
+    let short = &sha256_of(plugin("testing_counter"))[..12];
+    assert!(
+        error.contains(&format!(
+            "plugin `p` (sha256 {short}…) imports `weft:step/state@0.1.0`, which its policy does not grant; to allow it, add `state = true` to `[plugins.p]`"
+        )),
+        "{error}"
+    );
+    let error = refused(&run_with(
+        "testing_hostile",
+        "",
+        "inputs = { mode = \"ok\" }",
+    ));
+    assert!(
+        error.contains("imports `weft:step/http@0.1.0`, which its policy does not grant"),
+        "{error}"
+    );
+}
+
+#[test]
+fn another_world_or_version_is_refused() {
+    let error = refused(&run_with("testing_future", "", ""));
+    assert!(
+        error.contains("failed to load plugin `p` (sha256 ")
+            && error.contains("it imports `weft:step/config@0.2.0`, built for `weft:step@0.2.0`; this engine serves `weft:step@0.1`"),
+        "{error}"
+    );
+    let error = refused(&run_with("testing_not_a_step", "", ""));
+    assert!(
+        error.contains("failed to load plugin `p` (sha256 "),
+        "{error}"
+    );
+    assert!(
+        error.contains("does not export the `weft:step/step` world's `run`"),
+        "{error}"
+    );
+
+    let env = TestEnv::new();
+    env.write("junk.wasm", "this is not WebAssembly");
+    let mut ws = one_instance_workspace(&[]);
+    ws.push_str("\n[plugins.p]\nsource = \"junk.wasm\"\n");
+    env.workspace(
+        &ws,
+        "name = \"test\"\n[[flows]]\nname = \"f\"\n[[flows.steps]]\nid = \"s\"\nplugin = \"p\"\n",
+    );
+    let out = env.weft(&["run", "weft.toml", "-i", "acme-test"]);
+    assert!(
+        out.stderr.contains("not a valid WebAssembly component"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn policy_limits_are_defaults_and_caps() {
+    let run = run_with("testing_hog", "limits = { memory = \"32 MiB\" }", "");
+    let error = run["steps"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("exceeded its 32 MiB memory limit"),
+        "{error}"
+    );
+
+    let env = TestEnv::new();
+    let mut ws = one_instance_workspace(&[]);
+    ws.push_str(&format!(
+        "\n[plugins.p]\nsource = {:?}\nlimits = {{ memory = \"32 MiB\", time = \"1s\" }}\n",
+        plugin("testing_hog")
+    ));
+    env.workspace(&ws, "name = \"test\"\n[[flows]]\nname = \"f\"\n[[flows.steps]]\nid = \"s\"\nplugin = \"p\"\ntimeout = \"5s\"\nlimits = { memory = \"64 MiB\" }\n");
+    let out = env.weft(&["validate", "weft.toml"]);
+    assert!(!out.success);
+    for needle in [
+        "the step asks for 5 s of time, but the policy of plugin `p` allows at most 1 s",
+        "the step asks for 64 MiB of memory, but the policy of plugin `p` allows at most 32 MiB",
+    ] {
+        assert!(
+            out.stderr.contains(needle),
+            "missing {needle:?}: {}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn cached_compilations_load_without_compiling_and_a_damaged_entry_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = CompileCache::new(dir.path().join("cache"), [7; 32]);
+    let plugins = [
+        "path_helper",
+        "http_get",
+        "http_request",
+        "s3_put_object",
+        "testing_spin",
+        "testing_hog",
+        "testing_bloat",
+        "testing_trap",
+        "testing_counter",
+        "testing_hostile",
+    ];
+    let load_all = || {
+        let host = PluginHost::new(HostOptions {
+            compile_cache: Some(cache.clone()),
+            ..HostOptions::default()
+        })
+        .unwrap();
+        for stem in plugins {
+            host.load(stem, &PluginSource::File(plugin(stem).into()))
+                .unwrap();
+        }
+        host.cache_stats()
+    };
+    let first = load_all();
+    assert_eq!((first.compiled, first.hits, first.rejected), (10, 0, 0));
+    let second = load_all();
+    assert_eq!(
+        (second.compiled, second.hits, second.rejected),
+        (0, 10, 0),
+        "a restart compiles nothing"
+    );
+
+    // Flip one byte in one entry: it is refused, compiled again and stored again.
+    let entry = std::fs::read_dir(dir.path().join("cache"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .unwrap();
+    let mut bytes = std::fs::read(&entry).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&entry, bytes).unwrap();
+    let third = load_all();
+    assert_eq!((third.compiled, third.hits, third.rejected), (1, 9, 1));
+    let fourth = load_all();
+    assert_eq!((fourth.compiled, fourth.hits, fourth.rejected), (0, 10, 0));
+
+    // A file of another key (copied from elsewhere) is never loaded.
+    let foreign = CompileCache::new(dir.path().join("cache"), [9; 32]);
+    let host = PluginHost::new(HostOptions {
+        compile_cache: Some(foreign),
+        ..HostOptions::default()
+    })
+    .unwrap();
+    host.load(
+        "path_helper",
+        &PluginSource::File(plugin("path_helper").into()),
+    )
+    .unwrap();
+    let stats = host.cache_stats();
+    assert_eq!((stats.compiled, stats.hits, stats.rejected), (1, 0, 1));
+    let _ = Arc::new(host);
+}
