@@ -215,3 +215,170 @@ fn cached_compilations_load_without_compiling_and_a_damaged_entry_is_rebuilt() {
     assert_eq!((stats.compiled, stats.hits, stats.rejected), (1, 0, 1));
     let _ = Arc::new(host);
 }
+
+/// A directory with the hostile plugin copied in as `hostile.wasm`, with `manifest` beside it.
+fn with_manifest(manifest: &str) -> TestEnv {
+    let env = TestEnv::new();
+    std::fs::copy(plugin("testing_hostile"), env.path().join("hostile.wasm")).unwrap();
+    env.write("hostile.plugin.toml", manifest);
+    env
+}
+
+const MANIFEST: &str = r#"name = "hostile"
+version = "1.0.0"
+description = "misbehaves on request"
+[inputs]
+mode = { type = "string", required = true }
+url = { type = "string" }
+name = { type = "string" }
+[capabilities]
+http = ["http://127.0.0.1:*"]
+config = ["customerName"]
+"#;
+
+fn hostile_workspace(env: &TestEnv, policy: &str, inputs: &str) {
+    let mut ws = one_instance_workspace(&[]);
+    ws.push_str(&format!(
+        "\n[plugins.hostile]\nsource = \"hostile.wasm\"\n{policy}\n"
+    ));
+    env.workspace(
+        &ws,
+        &format!("name = \"test\"\n[config_vars]\ncustomerName = {{}}\npokemonAvatar = {{}}\n[[flows]]\nname = \"f\"\n[[flows.steps]]\nid = \"s\"\nplugin = \"hostile\"\ninputs = {inputs}\n"),
+    );
+}
+
+#[test]
+fn grants_stay_within_the_manifest_and_inputs_are_checked() {
+    let env = with_manifest(MANIFEST);
+    hostile_workspace(
+        &env,
+        "http = { allow = [\"https://evil.example\"] }\nstate = true",
+        "{ mode = \"ok\", colour = \"red\" }",
+    );
+    let out = env.weft(&["validate", "weft.toml"]);
+    assert!(!out.success);
+    for needle in [
+        "plugin `hostile`, field `http.allow`: `https://evil.example` is more than plugin `hostile` requests in its manifest (`http://127.0.0.1:*`)",
+        "plugin `hostile`, field `state`: plugin `hostile` does not request persisted state in its manifest",
+        "step `s`, field `inputs.colour`: plugin `hostile` takes no input `colour`; its inputs are `mode`, `name`, `url`",
+    ] {
+        assert!(
+            out.stderr.contains(needle),
+            "missing {needle:?} in {}",
+            out.stderr
+        );
+    }
+
+    // Types are checked on the rendered values, before the step runs. (The plugin imports
+    // state, so from here on its manifest asks for it and its policy grants it.)
+    env.write(
+        "hostile.plugin.toml",
+        &MANIFEST.replace("[capabilities]", "[capabilities]\nstate = true"),
+    );
+    let granted =
+        "http = { allow = [\"http://127.0.0.1:*\"], allow_loopback = true }\nstate = true";
+    hostile_workspace(&env, granted, "{ mode = 5 }");
+    let out = env.weft(&["run", "weft.toml", "-i", "acme-test", "--json"]);
+    let run: Value = serde_json::from_str(&out.stdout).unwrap();
+    let error = run["steps"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains(
+            "step `s`: input `mode` of plugin `hostile` must be a string, but it is a number"
+        ),
+        "{error}"
+    );
+
+    // The plugin reads only the config vars its manifest lists.
+    hostile_workspace(
+        &env,
+        granted,
+        "{ mode = \"unbound-var\", name = \"pokemonAvatar\" }",
+    );
+    let out = env.weft(&["run", "weft.toml", "-i", "acme-test", "--json"]);
+    let run: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert!(
+        run["steps"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("config var `pokemonAvatar` is not bound"),
+        "{run:#}"
+    );
+    hostile_workspace(
+        &env,
+        granted,
+        "{ mode = \"unbound-var\", name = \"customerName\" }",
+    );
+    let out = env.weft(&["run", "weft.toml", "-i", "acme-test", "--json"]);
+    let run: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(run["result"]["json"]["value"], "Acme Rockets", "{run:#}");
+}
+
+#[test]
+fn inspect_and_add_describe_the_component_and_its_policy() {
+    let env = with_manifest(MANIFEST);
+    let digest = sha256_of(env.path().join("hostile.wasm").to_str().unwrap());
+    let out = env.weft(&["plugins", "inspect", "hostile.wasm"]);
+    assert!(out.success, "{out:?}");
+    for needle in [
+        format!("sha256       {digest}"),
+        "World        weft:step@0.1.0 (served by this engine)".into(),
+        "  weft:step/state@0.1.0".into(),
+        "Needs grants http, state".into(),
+        "Manifest     hostile 1.0.0 — misbehaves on request".into(),
+    ] {
+        assert!(
+            out.stdout.contains(&needle),
+            "missing {needle:?} in {}",
+            out.stdout
+        );
+    }
+
+    let out = env.weft(&["plugins", "add", "hostile.wasm"]);
+    assert!(out.success, "{out:?}");
+    assert!(
+        out.stdout
+            .starts_with("[plugins.hostile]\nsource = \"hostile.wasm\"\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&format!("sha256 = \"{digest}\"")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("http = { allow = [\"http://127.0.0.1:*\"] }"),
+        "{}",
+        out.stdout
+    );
+
+    // The printed entry, pasted into a workspace as it is (the manifest asks for no state, so
+    // the operator drops that line), loads the plugin with its digest pinned.
+    let snippet = out.stdout.replace("state = true\n", "");
+    let mut ws = one_instance_workspace(&[]);
+    ws.push_str(&format!("\n{snippet}"));
+    ws = ws.replace(
+        "http = { allow = [\"http://127.0.0.1:*\"] }",
+        "http = { allow = [\"http://127.0.0.1:*\"], allow_loopback = true }",
+    );
+    env.workspace(&ws, "name = \"test\"\n[[flows]]\nname = \"f\"\n[[flows.steps]]\nid = \"s\"\nplugin = \"hostile\"\ninputs = { mode = \"ok\" }\n");
+    let out = env.weft(&["run", "weft.toml", "-i", "acme-test", "--json"]);
+    let run: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    // The hostile plugin imports state, which the manifest does not request: refused at load.
+    assert!(
+        run["error"]
+            .as_str()
+            .unwrap()
+            .contains("imports `weft:step/state@0.1.0`, which its policy does not grant"),
+        "{run:#}"
+    );
+
+    let out = env.weft(&["plugins", "inspect", "missing.wasm"]);
+    assert!(!out.success);
+    assert!(
+        out.stderr.contains("failed to read `missing.wasm`"),
+        "{}",
+        out.stderr
+    );
+}

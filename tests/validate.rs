@@ -69,6 +69,16 @@ fn every_problem_is_reported_with_where_and_how_to_fix_it() {
         format!(
             "{integration}, flow `sync`, step `first`, field `inputs.c`: `config.custmerName` names config var `custmerName`, which the integration does not declare; declare it under `[config_vars]` (did you mean `customerName`?)"
         ),
+        // inputs the plugin's manifest does not list
+        format!(
+            "{integration}, flow `sync`, step `first`, field `inputs.a`: plugin `path-helper` takes no input `a`; its inputs are `api_base`"
+        ),
+        format!(
+            "{integration}, flow `sync`, step `first`, field `inputs.b`: plugin `path-helper` takes no input `b`"
+        ),
+        format!(
+            "{integration}, flow `sync`, step `first`, field `inputs.c`: plugin `path-helper` takes no input `c`"
+        ),
         // unknown plugin
         format!(
             "{integration}, flow `sync`, step `second`, field `plugin`: unknown plugin `no-such-plugin`; add it to `[plugins]` in the workspace file or use a built-in plugin (`path-helper`, `http-get`, `http-request`, `s3-put-object`)"

@@ -141,7 +141,20 @@ impl TestEnv {
 
     /// A runner on the process-wide host, recording into `.weft/` in the directory.
     pub fn runner(&self) -> Runner {
-        let store = SledStore::open(&self.dir.path().join(".weft")).expect("the store opens");
+        let dir = self.dir.path().join(".weft");
+        // A store dropped a moment ago may still be closing in sled's background thread.
+        let mut tries = 0;
+        let store = loop {
+            match SledStore::open(&dir) {
+                Ok(store) => break store,
+                Err(e) if tries < 250 => {
+                    tries += 1;
+                    let _ = e;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("the store opens: {e:#}"),
+            }
+        };
         Runner::new(host(), Arc::new(store))
     }
 }

@@ -4,6 +4,7 @@ mod credentials;
 mod demo;
 mod manage;
 mod output;
+mod plugins;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -53,6 +54,11 @@ enum Command {
         /// Move every instance to the newest version of its integration.
         #[arg(long)]
         upgrade: bool,
+    },
+    /// Inspect a plugin component, or print the policy entry to add it to a workspace.
+    Plugins {
+        #[command(subcommand)]
+        command: plugins::Command,
     },
     /// Customers in the store.
     Customers {
@@ -280,6 +286,7 @@ pub fn main() -> anyhow::Result<ExitCode> {
         Command::Apply { workspace, upgrade } => {
             manage::apply(cli.store.as_deref(), &workspace, upgrade)
         }
+        Command::Plugins { command } => plugins::main(command),
         Command::Customers { command } => manage::customers(cli.store.as_deref(), command),
         Command::Instances { command } => manage::instances(cli.store.as_deref(), command),
         Command::Integrations { command } => manage::integrations(cli.store.as_deref(), command),

@@ -27,6 +27,15 @@ impl ConfigVars {
             vars: Arc::new(vars),
         }
     }
+
+    /// Only the vars named in `names`.
+    pub fn only(&self, names: &[String]) -> Self {
+        self.vars
+            .iter()
+            .filter(|(k, _)| names.contains(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
 }
 
 impl FromIterator<(String, String)> for ConfigVars {

@@ -72,6 +72,15 @@ impl BucketGrant {
         })
     }
 
+    /// Whether everything `other` allows, this allows too.
+    pub fn covers(&self, other: &BucketGrant) -> bool {
+        match (&self.bucket, &other.bucket) {
+            (None, _) => true,
+            (Some(a), Some(b)) => a == b && other.prefix.starts_with(&self.prefix),
+            (Some(_), None) => false,
+        }
+    }
+
     /// Whether the grant covers writing `key` into `bucket`.
     pub fn allows(&self, bucket: &str, key: &str) -> bool {
         self.bucket.as_deref().is_none_or(|b| b == bucket) && key.starts_with(&self.prefix)

@@ -20,6 +20,7 @@ pub use files::{CustomerSpec, InstanceSpec, IntegrationFile, WorkspaceFile};
 use crate::host::http::HttpGrant;
 use crate::host::s3::S3Grant;
 use crate::limits::StepLimits;
+use crate::plugin::manifest::Manifest;
 use template::Template;
 
 /// A workspace that parsed and validated: ready to run.
@@ -35,6 +36,8 @@ pub struct Workspace {
     pub grants: BTreeMap<String, Arc<HttpGrant>>,
     /// Each declared plugin's S3 grant, parsed.
     pub s3_grants: BTreeMap<String, Arc<S3Grant>>,
+    /// The manifests of the plugins that have one, by the name steps use.
+    pub manifests: BTreeMap<String, Arc<Manifest>>,
 }
 
 /// An integration that parsed and validated.
@@ -211,6 +214,11 @@ impl Workspace {
     /// The HTTP grant of plugin `name`: what its `[plugins.NAME] http` entry allows.
     pub fn http_grant(&self, name: &str) -> Arc<HttpGrant> {
         self.grants.get(name).cloned().unwrap_or_default()
+    }
+
+    /// The manifest of plugin `name`, if it has one.
+    pub fn manifest(&self, name: &str) -> Option<&Arc<Manifest>> {
+        self.manifests.get(name)
     }
 
     /// How many steps of plugin `name` may execute at once, if its policy says.

@@ -15,6 +15,7 @@ use crate::host::http::HttpGrant;
 use crate::host::http::policy::{AddressPolicy, HostPattern};
 use crate::host::s3::{BucketGrant, S3Grant};
 use crate::limits::{Bytes, Human, StepLimits, parse_duration, parse_size};
+use crate::plugin::manifest::Manifest;
 
 struct Report {
     diagnostics: Vec<Diagnostic>,
@@ -84,6 +85,7 @@ fn build_with(
     check_plugins(&file, dir, path, &mut report);
     let grants = check_grants(&file, path, &mut report);
     let s3_grants = check_s3_grants(&file, path, &mut report);
+    let manifests = check_manifests(&file, &specs, dir, path, &grants, &s3_grants, &mut report);
     for (name, spec) in &file.credentials {
         for problem in spec.check_in_file() {
             report.add(path, &[quoted("credential", name)], problem);
@@ -103,7 +105,8 @@ fn build_with(
 
     let mut integrations = BTreeMap::new();
     for (int_path, spec) in specs {
-        let integration = check_integration(spec, int_path.clone(), &file, dir, &mut report);
+        let integration =
+            check_integration(spec, int_path.clone(), &file, dir, &manifests, &mut report);
         if let Some(previous) = integrations.get(&integration.spec.name) {
             let previous: &Arc<Integration> = previous;
             report.add(
@@ -126,6 +129,7 @@ fn build_with(
         integrations,
         grants,
         s3_grants,
+        manifests,
     };
     check_customers_and_instances(&workspace, &mut report);
 
@@ -245,6 +249,94 @@ fn check_grants(
     grants
 }
 
+/// Reads the manifest of every plugin the workspace declares or its steps use, and checks the
+/// plugin's grants stay within what the manifest requests.
+fn check_manifests(
+    file: &WorkspaceFile,
+    integrations: &[(PathBuf, IntegrationFile)],
+    dir: &Path,
+    path: &Path,
+    grants: &BTreeMap<String, Arc<HttpGrant>>,
+    s3_grants: &BTreeMap<String, Arc<S3Grant>>,
+    report: &mut Report,
+) -> BTreeMap<String, Arc<Manifest>> {
+    let mut names: Vec<&str> = file.plugins.keys().map(String::as_str).collect();
+    for (_, spec) in integrations {
+        for flow in &spec.flows {
+            names.extend(flow.steps.iter().map(|s| s.plugin.as_str()));
+        }
+    }
+    names.sort_unstable();
+    names.dedup();
+    let mut manifests = BTreeMap::new();
+    for name in names {
+        let at = [quoted("plugin", name)];
+        let manifest = match plugin_source(file, dir, name) {
+            Some(PluginSource::Builtin(b)) => crate::plugin::builtin::manifest(&b)
+                .map(|text| Manifest::parse(text, &format!("builtin:{b}")))
+                .transpose(),
+            Some(PluginSource::File(wasm)) => Manifest::beside(&wasm),
+            None => Ok(None),
+        };
+        let manifest = match manifest {
+            Ok(Some(m)) => m,
+            Ok(None) => continue,
+            Err(e) => {
+                report.add(path, &at, e);
+                continue;
+            }
+        };
+        let requested = &manifest.capabilities;
+        if let Some(grant) = grants.get(name) {
+            let asked: Vec<HostPattern> = requested
+                .http
+                .iter()
+                .filter_map(|p| HostPattern::parse(p).ok())
+                .collect();
+            for pattern in &grant.allow {
+                if !asked.iter().any(|a| a.covers(pattern)) {
+                    report.add(
+                        path,
+                        &[quoted("plugin", name), "field `http.allow`".into()],
+                        format!(
+                            "`{pattern}` is more than plugin `{name}` requests in its manifest ({}); a plugin is granted at most what it asks for",
+                            if requested.http.is_empty() { "no HTTP at all".to_string() } else { requested.http.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ") }
+                        ),
+                    );
+                }
+            }
+        }
+        if let Some(grant) = s3_grants.get(name) {
+            let asked: Vec<BucketGrant> = requested
+                .s3
+                .iter()
+                .filter_map(|b| BucketGrant::parse(b).ok())
+                .collect();
+            for bucket in &grant.buckets {
+                if !asked.iter().any(|a| a.covers(bucket)) {
+                    report.add(
+                        path,
+                        &[quoted("plugin", name), "field `s3.buckets`".into()],
+                        format!(
+                            "`{bucket}` is more than plugin `{name}` requests in its manifest ({}); a plugin is granted at most what it asks for",
+                            if requested.s3.is_empty() { "no S3 at all".to_string() } else { requested.s3.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ") }
+                        ),
+                    );
+                }
+            }
+        }
+        if file.plugins.get(name).is_some_and(|p| p.state) && !requested.state {
+            report.add(
+                path,
+                &[quoted("plugin", name), "field `state`".into()],
+                format!("plugin `{name}` does not request persisted state in its manifest; remove `state = true`"),
+            );
+        }
+        manifests.insert(name.to_string(), Arc::new(manifest));
+    }
+    manifests
+}
+
 fn check_s3_grants(
     file: &WorkspaceFile,
     path: &Path,
@@ -292,6 +384,7 @@ fn check_integration(
     path: PathBuf,
     ws: &WorkspaceFile,
     dir: &Path,
+    manifests: &BTreeMap<String, Arc<Manifest>>,
     report: &mut Report,
 ) -> Integration {
     if spec.flows.is_empty() {
@@ -373,6 +466,43 @@ fn check_integration(
                 );
             }
             let inputs = check_inputs(step, index, &positions, &spec, &path, &step_at, report);
+            if let Some(manifest) = manifests.get(&step.plugin) {
+                for name in step.inputs.keys() {
+                    if !manifest.inputs.contains_key(name) {
+                        report.add(
+                            &path,
+                            &[
+                                step_at[0].clone(),
+                                step_at[1].clone(),
+                                format!("field `inputs.{name}`"),
+                            ],
+                            format!(
+                                "plugin `{}` takes no input `{name}`; its inputs are {}",
+                                step.plugin,
+                                manifest
+                                    .inputs
+                                    .keys()
+                                    .map(|k| format!("`{k}`"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        );
+                    }
+                }
+                for (name, input) in &manifest.inputs {
+                    if input.required && !step.inputs.contains_key(name) {
+                        report.add(
+                            &path,
+                            &[
+                                step_at[0].clone(),
+                                step_at[1].clone(),
+                                "field `inputs`".into(),
+                            ],
+                            format!("plugin `{}` requires input `{name}`", step.plugin),
+                        );
+                    }
+                }
+            }
             let limits = check_limits(
                 step,
                 policy_limits(ws, &step.plugin),

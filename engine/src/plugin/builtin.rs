@@ -17,3 +17,8 @@ pub fn get(name: &str) -> Option<&'static [u8]> {
 pub fn names() -> impl Iterator<Item = &'static str> {
     BUILTINS.iter().map(|(name, _)| *name)
 }
+
+/// The manifest of built-in plugin `name`.
+pub fn manifest(name: &str) -> Option<&'static str> {
+    MANIFESTS.iter().find(|(n, _)| *n == name).map(|(_, m)| *m)
+}

@@ -7,6 +7,7 @@
 
 pub mod builtin;
 pub mod cache;
+pub mod manifest;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -471,6 +471,13 @@ impl Runner {
             };
             let mut blobs = Vec::new();
             let mut state_writes = Vec::new();
+            let rendered = rendered.and_then(|inputs| match ws.manifest(&step.plugin) {
+                Some(manifest) => manifest
+                    .check_inputs(&inputs)
+                    .map(|()| inputs)
+                    .map_err(|e| format!("step `{}`: {e}", step.id)),
+                None => Ok(inputs),
+            });
             let failure = match rendered {
                 Err(message) => Some(message),
                 Ok(inputs) => {
@@ -595,10 +602,18 @@ impl Runner {
         bindings: &Bindings,
     ) -> StepCall<'s> {
         let credential = bindings.credentials.get(&step.id).cloned();
+        // A plugin whose manifest lists the config vars it reads sees only those.
+        let config = match ws
+            .manifest(&step.plugin)
+            .and_then(|m| m.capabilities.config.as_ref())
+        {
+            Some(names) => bindings.vars.only(names),
+            None => bindings.vars.clone(),
+        };
         StepCall {
             step_id: &step.id,
             inputs: inputs.to_vec(),
-            config: bindings.vars.clone(),
+            config,
             limits: step.limits,
             http: Some(HttpContext {
                 plugin: step.plugin.clone(),

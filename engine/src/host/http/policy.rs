@@ -89,6 +89,25 @@ impl HostPattern {
         })
     }
 
+    /// Whether every origin `other` matches also matches this pattern.
+    pub fn covers(&self, other: &HostPattern) -> bool {
+        let port = match (self.port, other.port) {
+            (None, _) => true,
+            (Some(a), Some(b)) => a == b,
+            (Some(_), None) => false,
+        };
+        let host = match (&self.host, &other.host) {
+            (HostMatch::Any, _) => true,
+            (HostMatch::Exact(a), HostMatch::Exact(b)) => a == b,
+            (HostMatch::Subdomain(s), HostMatch::Exact(h)) => {
+                h.ends_with(s.as_str()) && h.len() > s.len()
+            }
+            (HostMatch::Subdomain(s), HostMatch::Subdomain(t)) => t.ends_with(s.as_str()),
+            _ => false,
+        };
+        self.scheme == other.scheme && port && host
+    }
+
     /// Whether `url`'s scheme, host and port fall under this pattern.
     pub fn matches(&self, url: &Url) -> bool {
         if url.scheme() != self.scheme {
