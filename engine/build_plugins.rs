@@ -15,8 +15,21 @@ pub fn build_plugins(repo: &Path, packages: &[&str]) -> PathBuf {
         plugins.join("Cargo.toml").display()
     );
 
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // The guests may need another toolchain than the host build (a nightly host build for
+    // fuzzing has no wasm32-wasip2 standard library): `WEFT_PLUGINS_TOOLCHAIN=stable` builds
+    // them with rustup's `cargo +stable`.
+    println!("cargo:rerun-if-env-changed=WEFT_PLUGINS_TOOLCHAIN");
+    let toolchain = std::env::var("WEFT_PLUGINS_TOOLCHAIN").ok();
+    let cargo = match &toolchain {
+        Some(_) => "cargo".to_string(),
+        None => std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
+    };
     let mut cmd = Command::new(cargo);
+    if let Some(toolchain) = &toolchain {
+        cmd.env("RUSTUP_TOOLCHAIN", toolchain)
+            .env_remove("RUSTC")
+            .env_remove("RUSTDOC");
+    }
     cmd.arg("build")
         .arg("--release")
         .arg("--target=wasm32-wasip2")
