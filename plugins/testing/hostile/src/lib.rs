@@ -32,7 +32,9 @@ fn get(url: String, timeout_ms: Option<u32>) -> Result<Value, StepError> {
         follow_redirects: false,
     })
     .map_err(|e| StepError::denied(format!("{e:?}")))?;
-    Ok(weft_step::json(&serde_json::json!({ "status": response.status })))
+    Ok(weft_step::json(
+        &serde_json::json!({ "status": response.status }),
+    ))
 }
 
 impl Guest for Hostile {
