@@ -382,3 +382,62 @@ fn inspect_and_add_describe_the_component_and_its_policy() {
         out.stderr
     );
 }
+
+#[test]
+fn a_plugin_from_a_url_is_pinned_fetched_once_and_checked() {
+    let server = weft_tests::server::TestServer::start();
+    let url = server.url("/plugins/path_helper.wasm");
+    let digest = sha256_of(plugin("path_helper"));
+    let env = TestEnv::new();
+    let integration = "name = \"test\"\n[config_vars]\ncustomerName = {}\npokemonAvatar = {}\n[[flows]]\nname = \"f\"\n[[flows.steps]]\nid = \"s\"\nplugin = \"remote\"\n";
+    let workspace = |pin: &str| {
+        let mut ws = one_instance_workspace(&[]);
+        ws.push_str(&format!("\n[plugins.remote]\nsource = \"{url}\"\n{pin}\n"));
+        ws
+    };
+
+    // A URL source must be pinned.
+    env.workspace(&workspace(""), integration);
+    let out = env.weft(&["validate", "weft.toml"]);
+    assert!(
+        out.stderr.contains(
+            "plugin `remote`, field `sha256`: a plugin fetched from a URL must be pinned"
+        ),
+        "{out:?}"
+    );
+
+    // A download that does not match the pin is not loaded.
+    let wrong = "ab".repeat(32);
+    env.write("weft.toml", &workspace(&format!("sha256 = \"{wrong}\"")));
+    let out = env.weft(&["run", "weft.toml", "-i", "acme-test", "--json"]);
+    let run: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    let error = run["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("failed to fetch plugin `remote` from `{url}`"))
+            && error.contains(&format!(
+                "the download has sha256 {digest}, but the policy pins sha256 = \"{wrong}\""
+            )),
+        "{error}"
+    );
+
+    // Pinned right: fetched once, kept in the store, and run.
+    env.write("weft.toml", &workspace(&format!("sha256 = \"{digest}\"")));
+    for _ in 0..2 {
+        let run = {
+            let out = env.weft(&["run", "weft.toml", "-i", "acme-test", "--json"]);
+            serde_json::from_str::<Value>(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+        };
+        assert_eq!(run["status"], "succeeded", "{run:#}");
+        assert_eq!(run["result"]["json"]["s3ObjectPath"], "Acme Rockets.png");
+    }
+    assert_eq!(
+        server.seen_at("/plugins/path_helper.wasm").len(),
+        2,
+        "one refused download, then one kept for both runs"
+    );
+    assert!(
+        env.path()
+            .join(format!(".weft/plugins/{digest}.wasm"))
+            .is_file()
+    );
+}

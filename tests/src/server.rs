@@ -40,7 +40,8 @@ struct Shared {
 /// - `/protected`: 200 for `Authorization: Bearer good-token`, else 401;
 /// - `/api/v2/pokemon/{name}`: a Pokemon whose avatar URL (`sprites.front_default`) 404s;
 /// - `/flaky/{key}?fails=N`: 503 for the first N requests to that path, then `{"attempt": n}`;
-/// - `/slow?ms=N`: `{"slept_ms": N}` after N milliseconds.
+/// - `/slow?ms=N`: `{"slept_ms": N}` after N milliseconds;
+/// - `/plugins/{stem}.wasm`: the plugin built from package `stem`.
 #[derive(Debug)]
 pub struct TestServer {
     /// Where it listens.
@@ -162,6 +163,15 @@ async fn handle(
                 (StatusCode::SERVICE_UNAVAILABLE, "try again").into_response()
             } else {
                 axum::Json(serde_json::json!({ "attempt": nth })).into_response()
+            }
+        }
+        p if p.starts_with("/plugins/") && p.ends_with(".wasm") => {
+            let stem = &p["/plugins/".len()..p.len() - ".wasm".len()];
+            match crate::PLUGINS.iter().find(|(s, _)| *s == stem) {
+                Some((_, path)) => std::fs::read(path)
+                    .map(IntoResponse::into_response)
+                    .unwrap_or_else(|_| StatusCode::NOT_FOUND.into_response()),
+                None => StatusCode::NOT_FOUND.into_response(),
             }
         }
         "/slow" => {

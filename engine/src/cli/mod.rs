@@ -449,6 +449,7 @@ pub(crate) fn plugin_host(store: &SledStore) -> anyhow::Result<Arc<PluginHost>> 
     let cache = CompileCache::in_store(store.path(), store.db())?;
     Ok(Arc::new(PluginHost::new(HostOptions {
         compile_cache: Some(cache),
+        download_dir: Some(store.path().join("plugins")),
         ..HostOptions::default()
     })?))
 }

@@ -234,8 +234,9 @@ pub struct WorkspaceMeta {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginSpec {
-    /// A path to a `.wasm` component relative to the workspace file, or `builtin:NAME` for a
-    /// plugin shipped inside the `weft` binary.
+    /// A path to a `.wasm` component relative to the workspace file, `builtin:NAME` for a
+    /// plugin shipped inside the `weft` binary, or an `http(s)` URL (which must be pinned with
+    /// `sha256`).
     pub source: String,
     /// What the plugin may reach over HTTP; without it, every request is refused.
     #[serde(default)]

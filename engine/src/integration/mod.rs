@@ -121,6 +121,14 @@ pub enum PluginSource {
     Builtin(String),
     /// A `.wasm` file.
     File(PathBuf),
+    /// An `http(s)` URL, fetched once into the store and pinned by its SHA-256 (a URL source
+    /// without a pin does not validate).
+    Url {
+        /// Where to fetch it.
+        url: String,
+        /// The digest it must have.
+        sha256: String,
+    },
 }
 
 impl fmt::Display for PluginSource {
@@ -128,6 +136,7 @@ impl fmt::Display for PluginSource {
         match self {
             PluginSource::Builtin(name) => write!(f, "builtin:{name}"),
             PluginSource::File(path) => write!(f, "{}", path.display()),
+            PluginSource::Url { url, .. } => f.write_str(url),
         }
     }
 }
@@ -314,6 +323,12 @@ fn plugin_source(file: &WorkspaceFile, dir: &Path, name: &str) -> Option<PluginS
     match file.plugins.get(name) {
         Some(spec) => Some(match spec.source.strip_prefix("builtin:") {
             Some(builtin) => PluginSource::Builtin(builtin.to_string()),
+            None if spec.source.starts_with("https://") || spec.source.starts_with("http://") => {
+                PluginSource::Url {
+                    url: spec.source.clone(),
+                    sha256: spec.sha256.clone().unwrap_or_default().to_ascii_lowercase(),
+                }
+            }
             None => PluginSource::File(dir.join(&spec.source)),
         }),
         None => crate::plugin::builtin::get(name).map(|_| PluginSource::Builtin(name.to_string())),

@@ -165,6 +165,17 @@ fn check_plugins(file: &WorkspaceFile, dir: &Path, path: &Path, report: &mut Rep
             _ => {}
         }
         let spec = &file.plugins[name];
+        if matches!(
+            plugin_source(file, dir, name),
+            Some(PluginSource::Url { .. })
+        ) && spec.sha256.is_none()
+        {
+            report.add(
+                path,
+                &[quoted("plugin", name), "field `sha256`".into()],
+                "a plugin fetched from a URL must be pinned: add `sha256 = \"…\"` (`weft plugins add FILE.wasm` prints it for a downloaded copy)",
+            );
+        }
         if let Some(pin) = &spec.sha256
             && (pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit()))
         {
@@ -276,6 +287,7 @@ fn check_manifests(
                 .map(|text| Manifest::parse(text, &format!("builtin:{b}")))
                 .transpose(),
             Some(PluginSource::File(wasm)) => Manifest::beside(&wasm),
+            Some(PluginSource::Url { .. }) => Ok(None),
             None => Ok(None),
         };
         let manifest = match manifest {

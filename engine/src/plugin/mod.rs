@@ -50,6 +50,9 @@ pub struct HostOptions {
     pub resolve: HashMap<String, Vec<std::net::IpAddr>>,
     /// Where compiled components are kept between processes; `None` compiles every time.
     pub compile_cache: Option<CompileCache>,
+    /// Where plugins fetched from URLs are kept (as `SHA256.wasm`); `None` keeps them in
+    /// memory only.
+    pub download_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for HostOptions {
@@ -58,6 +61,7 @@ impl Default for HostOptions {
             max_concurrent_steps: 128,
             resolve: HashMap::new(),
             compile_cache: None,
+            download_dir: None,
         }
     }
 }
@@ -224,6 +228,7 @@ pub struct PluginHost {
     s3: Arc<S3Clients>,
     cache: Option<CompileCache>,
     counters: CacheCounters,
+    download_dir: Option<std::path::PathBuf>,
     /// Per-plugin concurrency limits, by plugin name and limit.
     plugin_permits: Mutex<HashMap<(String, u32), Arc<Semaphore>>>,
     _ticker: Ticker,
@@ -292,6 +297,7 @@ impl PluginHost {
             http: Arc::new(HttpClients::with_overrides(options.resolve.clone())),
             s3: Arc::new(S3Clients::with_overrides(options.resolve.clone())),
             cache: options.compile_cache,
+            download_dir: options.download_dir,
             counters: CacheCounters::default(),
             plugin_permits: Mutex::default(),
             _ticker: Ticker(stop),
@@ -303,7 +309,7 @@ impl PluginHost {
     /// time) is returned without reading it again.
     pub fn load(&self, name: &str, source: &PluginSource) -> anyhow::Result<Arc<Plugin>> {
         let stamp = match source {
-            PluginSource::Builtin(_) => None,
+            PluginSource::Builtin(_) | PluginSource::Url { .. } => None,
             PluginSource::File(path) => std::fs::metadata(path)
                 .ok()
                 .map(|m| (m.len(), m.modified().ok())),
@@ -323,6 +329,10 @@ impl PluginHost {
                     format!("failed to read plugin `{name}` from `{}`", path.display())
                 })?
                 .into(),
+            PluginSource::Url { url, sha256 } => self
+                .fetch(url, sha256)
+                .with_context(|| format!("failed to fetch plugin `{name}` from `{url}`"))?
+                .into(),
         };
         let plugin = self.load_bytes(name, &bytes).with_context(|| {
             format!(
@@ -332,6 +342,65 @@ impl PluginHost {
         })?;
         self.lock_loaded().insert(key, (stamp, plugin.clone()));
         Ok(plugin)
+    }
+
+    /// The component at `url`, which must have digest `sha256`: from the download directory
+    /// when it was fetched before, else fetched (at most 64 MiB), checked and kept there.
+    fn fetch(&self, url: &str, sha256: &str) -> anyhow::Result<Vec<u8>> {
+        if sha256.len() != 64 {
+            anyhow::bail!("a plugin fetched from a URL must be pinned with `sha256`");
+        }
+        let kept = self
+            .download_dir
+            .as_ref()
+            .map(|dir| dir.join(format!("{sha256}.wasm")));
+        if let Some(path) = &kept
+            && let Ok(bytes) = std::fs::read(path)
+            && hex(&Sha256::digest(&bytes)) == sha256
+        {
+            return Ok(bytes);
+        }
+        // The runner calls `load` from async code; the download gets a thread and a small
+        // runtime of its own rather than blocking a worker of the caller's.
+        let owned = url.to_string();
+        let bytes = thread::spawn(move || -> anyhow::Result<Vec<u8>> {
+            const MAX: u64 = 64 << 20;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let client = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(60))
+                    .build()?;
+                let mut response = client.get(&owned).send().await?.error_for_status()?;
+                let mut bytes = Vec::new();
+                while let Some(chunk) = response.chunk().await? {
+                    bytes.extend_from_slice(&chunk);
+                    if bytes.len() as u64 > MAX {
+                        anyhow::bail!("the download is larger than {}", Bytes(MAX));
+                    }
+                }
+                Ok(bytes)
+            })
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("the download thread panicked"))??;
+        let got = hex(&Sha256::digest(&bytes));
+        if got != sha256 {
+            anyhow::bail!(
+                "the download has sha256 {got}, but the policy pins sha256 = \"{sha256}\"; it was not loaded"
+            );
+        }
+        if let Some(path) = &kept
+            && let Some(dir) = path.parent()
+            && std::fs::create_dir_all(dir).is_ok()
+        {
+            let tmp = path.with_extension("wasm.tmp");
+            if std::fs::write(&tmp, &bytes).is_ok() {
+                let _ = std::fs::rename(&tmp, path);
+            }
+        }
+        Ok(bytes)
     }
 
     /// Compiles and pre-instantiates a component from its bytes.
