@@ -18,11 +18,15 @@
 //! `WEFT_BENCH_FSYNC=0` to leave out the fsync-per-step contender, whose flushes disturb the
 //! others on a shared disk).
 
+#[path = "common/samples.rs"]
+mod samples;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
+use samples::Samples;
 use weft::demo::{self, StandIns};
 use weft::integration::Workspace;
 use weft::plugin::{HostOptions, PluginHost};
@@ -71,30 +75,6 @@ impl Native {
             .send()
             .await?;
         Ok(())
-    }
-}
-
-struct Samples {
-    name: &'static str,
-    times: Vec<Duration>,
-}
-
-impl Samples {
-    fn new(name: &'static str) -> Self {
-        Self {
-            name,
-            times: Vec::new(),
-        }
-    }
-
-    fn quantile(&mut self, q: f64) -> Duration {
-        self.times.sort_unstable();
-        let i = ((self.times.len() - 1) as f64 * q).round() as usize;
-        self.times[i]
-    }
-
-    fn mean(&self) -> Duration {
-        self.times.iter().sum::<Duration>() / self.times.len() as u32
     }
 }
 

@@ -14,11 +14,15 @@
 //!
 //! `cargo bench -p weft --bench step` (set `WEFT_BENCH_ROUNDS` for a shorter or longer run).
 
+#[path = "common/samples.rs"]
+mod samples;
+
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use samples::Samples;
 use weft::host::config::ConfigVars;
 use weft::integration::{PluginSource, Workspace};
 use weft::plugin::{HostOptions, PluginHost, StepCall};
@@ -36,26 +40,6 @@ fn native_path_helper(vars: &BTreeMap<String, String>) -> String {
         "s3ObjectPath": format!("{customer}.png"),
     })
     .to_string()
-}
-
-struct Samples {
-    name: &'static str,
-    times: Vec<Duration>,
-}
-
-impl Samples {
-    fn new(name: &'static str) -> Self {
-        Self {
-            name,
-            times: Vec::new(),
-        }
-    }
-
-    fn quantile(&mut self, q: f64) -> Duration {
-        self.times.sort_unstable();
-        let i = ((self.times.len() - 1) as f64 * q).round() as usize;
-        self.times[i]
-    }
 }
 
 fn rss_kib() -> u64 {
