@@ -12,7 +12,8 @@ use crate::value::RecordedValue;
 
 /// Run records in a sled database. Trees: `runs` (run id → run), `steps` (run id, 0,
 /// big-endian step index → step; and 0xff, scope, 0, key → a step's persisted state) and
-/// `blobs` (SHA-256 → bytes of a binary value a step produced).
+/// `blobs` (SHA-256 → bytes of a binary value a step produced) and `running` (the ids of runs
+/// in progress).
 #[derive(Debug, Clone)]
 pub struct SledStore {
     path: PathBuf,
@@ -20,6 +21,7 @@ pub struct SledStore {
     runs: sled::Tree,
     steps: sled::Tree,
     blobs: sled::Tree,
+    running: sled::Tree,
 }
 
 impl SledStore {
@@ -48,12 +50,16 @@ impl SledStore {
         let blobs = db
             .open_tree("blobs")
             .context("failed to open the `blobs` tree")?;
+        let running = db
+            .open_tree("running")
+            .context("failed to open the `running` tree")?;
         Ok(Self {
             path: dir.to_path_buf(),
             db,
             runs,
             steps,
             blobs,
+            running,
         })
     }
 
@@ -138,9 +144,24 @@ fn step_prefix(run_id: &str) -> Vec<u8> {
 impl RunStore for SledStore {
     fn put_run(&self, run: &RunRecord) -> anyhow::Result<()> {
         let bytes = serde_json::to_vec(run)?;
+        let failed = || format!("failed to record run `{}`", run.id);
+        // The `running` index lists the runs in progress, so finding the ones a crash left
+        // behind does not read the whole history. It is set before the record says `running`
+        // and cleared after it says anything else: a stale entry is harmless, a missing one
+        // is not possible.
+        if run.status == Status::Running {
+            self.running
+                .insert(run.id.as_bytes(), &[])
+                .with_context(failed)?;
+        }
         self.runs
             .insert(run.id.as_bytes(), bytes)
-            .with_context(|| format!("failed to record run `{}`", run.id))?;
+            .with_context(failed)?;
+        if run.status != Status::Running {
+            self.running
+                .remove(run.id.as_bytes())
+                .with_context(failed)?;
+        }
         Ok(())
     }
 
@@ -200,8 +221,18 @@ impl RunStore for SledStore {
 
     fn mark_interrupted(&self) -> anyhow::Result<Vec<RunRecord>> {
         let mut found = Vec::new();
-        for run in self.runs_newest_first() {
-            let mut run = run?;
+        for entry in self.running.iter() {
+            let (id, _) = entry?;
+            let Some(bytes) = self.runs.get(&id)? else {
+                self.running.remove(&id)?;
+                continue;
+            };
+            let mut run: RunRecord = serde_json::from_slice(&bytes).with_context(|| {
+                format!(
+                    "the record of run `{}` is damaged",
+                    String::from_utf8_lossy(&id)
+                )
+            })?;
             if run.status == Status::Running {
                 run.status = Status::Interrupted;
                 run.error = Some(
@@ -209,6 +240,8 @@ impl RunStore for SledStore {
                 );
                 self.put_run(&run)?;
                 found.push(run);
+            } else {
+                self.running.remove(&id)?;
             }
         }
         if !found.is_empty() {
