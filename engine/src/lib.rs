@@ -65,6 +65,7 @@
 
 #![deny(missing_docs)]
 
+pub mod auth;
 pub mod credentials;
 pub mod demo;
 pub mod host;
