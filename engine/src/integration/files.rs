@@ -238,10 +238,12 @@ pub struct PluginSpec {
     /// plugin shipped inside the `weft` binary, or an `http(s)` URL (which must be pinned with
     /// `sha256`).
     pub source: String,
-    /// What the plugin may reach over HTTP; without it, every request is refused.
+    /// What the plugin may reach over HTTP; without it, a plugin that imports `weft:step/http`
+    /// is refused at load.
     #[serde(default)]
     pub http: Option<HttpGrantSpec>,
-    /// What the plugin may write to S3; without it, every S3 request is refused.
+    /// What the plugin may write to S3; without it, a plugin that imports `weft:step/s3` is
+    /// refused at load.
     #[serde(default)]
     pub s3: Option<S3GrantSpec>,
     /// The SHA-256 the component must have (64 hex digits); a file that differs is refused.
