@@ -1,6 +1,7 @@
 //! Weft's integration tests: real plugins built from `plugins/`, the real sled store on disk
 //! and the real `weft` binary.
 
+mod code;
 mod crash;
 mod hostile;
 mod http;

@@ -66,6 +66,7 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod build;
 pub mod credentials;
 pub mod demo;
 pub mod host;

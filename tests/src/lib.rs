@@ -10,6 +10,7 @@ use weft::plugin::{HostOptions, PluginHost};
 use weft::runner::{RunRequest, Runner};
 use weft::store::{RunWithSteps, SledStore};
 
+pub mod hostile;
 pub mod server;
 
 include!(concat!(env!("OUT_DIR"), "/plugins.rs"));

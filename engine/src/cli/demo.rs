@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use weft::demo::{self, StandIns};
+use weft::demo::{self, PathHelper, StandIns};
 use weft::limits::Human;
 use weft::runner::{RunRequest, Runner};
 use weft::store::{RunStore, SledStore, Status};
@@ -17,17 +17,44 @@ use super::output;
 
 /// Starts the stand-ins, writes the example workspace pointed at them into `dir`, runs every
 /// instance and shows where the avatars landed.
-pub fn main(dir: PathBuf) -> anyhow::Result<ExitCode> {
+pub fn main(dir: PathBuf, path_helper: PathHelper) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("failed to create `{}`", dir.display()))?;
     let rt = super::runtime()?;
-    rt.block_on(run(&dir))
+    rt.block_on(run(&dir, path_helper))
 }
 
-async fn run(dir: &Path) -> anyhow::Result<ExitCode> {
+/// `--path-helper`: which Path Helper the demo runs.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum PathHelperArg {
+    /// The built-in Path Helper, compiled from Rust.
+    Rust,
+    /// examples/pokemon-avatar-sync/path-helper.js.
+    Js,
+    /// examples/pokemon-avatar-sync/path_helper.py.
+    Python,
+}
+
+impl From<PathHelperArg> for PathHelper {
+    fn from(arg: PathHelperArg) -> Self {
+        match arg {
+            PathHelperArg::Rust => Self::Rust,
+            PathHelperArg::Js => Self::JavaScript,
+            PathHelperArg::Python => Self::Python,
+        }
+    }
+}
+
+async fn run(dir: &Path, path_helper: PathHelper) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let stand_ins = StandIns::start(&dir.join("s3"), &demo::random_secret()).await?;
-    let workspace = demo::write_workspace(dir, &stand_ins)?;
+    let component = {
+        let dir = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || path_helper.prepare(&dir))
+            .await
+            .context("the Path Helper build stopped")??
+    };
+    let workspace = demo::write_workspace_with(dir, &stand_ins, component.as_deref())?;
     let ws = super::load_workspace(&workspace)?;
 
     println!("Weft demo: Pokemon Avatar Sync, offline");
@@ -45,6 +72,12 @@ async fn run(dir: &Path) -> anyhow::Result<ExitCode> {
         "  workspace             {}  (examples/pokemon-avatar-sync pointed at the stand-ins)",
         workspace.display()
     );
+    if let Some(component) = &component {
+        println!(
+            "  Path Helper           {} (a code step built with `weft build`)",
+            dir.join(component).display()
+        );
+    }
 
     let store_dir = dir.join("store");
     let store = Arc::new(SledStore::open(&store_dir)?);

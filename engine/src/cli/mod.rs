@@ -40,6 +40,21 @@ enum Command {
         /// Where to keep the demo's workspace, bucket and run records.
         #[arg(long, value_name = "DIR", default_value = ".weft/demo")]
         dir: PathBuf,
+        /// Which Path Helper to use: the built-in Rust one, or the example's code step in
+        /// JavaScript or Python (built with `weft build`, which needs componentize-js or
+        /// componentize-py).
+        #[arg(long, value_enum, default_value = "rust")]
+        path_helper: demo::PathHelperArg,
+    },
+    /// Compile a JavaScript or Python code step into a `weft:step` component, with
+    /// componentize-js (npm) or componentize-py (PyPI). A manifest `NAME.plugin.toml` beside
+    /// the source decides which host interfaces it imports (config and log always).
+    Build {
+        /// The step's source: `STEP.js`, `STEP.mjs` or `STEP.py`, exporting `run(context, inputs)`.
+        source: PathBuf,
+        /// Where to write the component (default: the source with `.wasm`).
+        #[arg(short, long, value_name = "OUT.wasm")]
+        output: Option<PathBuf>,
     },
     /// Check a workspace file and every integration it lists, reporting all problems at once.
     Validate {
@@ -286,12 +301,13 @@ pub fn main() -> anyhow::Result<ExitCode> {
         Command::Apply { workspace, upgrade } => {
             manage::apply(cli.store.as_deref(), &workspace, upgrade)
         }
+        Command::Build { source, output } => plugins::build(&source, output.as_deref()),
         Command::Plugins { command } => plugins::main(command),
         Command::Customers { command } => manage::customers(cli.store.as_deref(), command),
         Command::Instances { command } => manage::instances(cli.store.as_deref(), command),
         Command::Integrations { command } => manage::integrations(cli.store.as_deref(), command),
         Command::Config { command } => manage::config(cli.store.as_deref(), command),
-        Command::Demo { dir } => demo::main(dir),
+        Command::Demo { dir, path_helper } => demo::main(dir, path_helper.into()),
         Command::Credentials { command } => credentials::main(command, cli.store.as_deref()),
         Command::Runs { command } => match command {
             RunsCommand::Replay {

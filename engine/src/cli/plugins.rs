@@ -182,3 +182,36 @@ pub fn main(command: Command) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// `weft build`: compiles a code step and says what came out and what it needs.
+pub fn build(source: &Path, output: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let language = weft::build::Language::of(source)?;
+    eprintln!("Building {} ({}) ...", source.display(), language.name());
+    let built = weft::build::build(source, output)?;
+    println!(
+        "Built {} ({}, sha256 {}) in {:.1} s with {}",
+        built.output.display(),
+        Bytes(built.size),
+        built.sha256,
+        built.elapsed.as_secs_f64(),
+        built.tool
+    );
+    println!("  imports   weft:step/{{{}}}", built.imports.join(", "));
+    match (&built.manifest, &built.manifest_copied) {
+        (Some(manifest), Some(copied)) => println!(
+            "  manifest  {} (copied to {})",
+            manifest.display(),
+            copied.display()
+        ),
+        (Some(manifest), None) => println!("  manifest  {}", manifest.display()),
+        (None, _) => println!(
+            "  manifest  none: the step imports config and log only; add {} to request http, s3 or state",
+            Manifest::path_for(source).display()
+        ),
+    }
+    println!(
+        "Use it as a plugin: `weft plugins add {}` prints the workspace entry.",
+        built.output.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

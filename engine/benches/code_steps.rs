@@ -1,0 +1,145 @@
+//! Per-step cost of the Path Helper written in Rust (the built-in), JavaScript and Python (the
+//! example's `path-helper.js` / `path_helper.py`, built here with `weft build`'s builder):
+//! a fresh store + instance of the component and a call of `run`, compile cached, interleaved
+//! in rounds so that machine noise hits all three alike. Ratios are to the Rust step.
+//!
+//! Needs componentize-js and componentize-py (`plugins/code-tools/install`).
+//! `cargo bench -p weft --bench code_steps` (`WEFT_BENCH_ROUNDS` for a shorter or longer run).
+
+#[path = "common/samples.rs"]
+mod samples;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use samples::Samples;
+use weft::host::config::ConfigVars;
+use weft::integration::PluginSource;
+use weft::limits::StepLimits;
+use weft::plugin::{HostOptions, PluginHost, StepCall};
+use weft::value::Val;
+
+const BATCH: usize = 100;
+
+fn main() -> anyhow::Result<()> {
+    let rounds: usize = std::env::var("WEFT_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(10);
+    let dir = tempfile::tempdir()?;
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/pokemon-avatar-sync");
+    for file in [
+        "path-helper.js",
+        "path_helper.py",
+        "path-helper.plugin.toml",
+        "path_helper.plugin.toml",
+    ] {
+        std::fs::copy(example.join(file), dir.path().join(file))?;
+    }
+    let mut sources = vec![(
+        "Rust (built-in)",
+        PluginSource::Builtin("path-helper".into()),
+    )];
+    for (name, file) in [
+        ("JavaScript", "path-helper.js"),
+        ("Python", "path_helper.py"),
+    ] {
+        eprintln!("building {file} ...");
+        let built = weft::build::build(&dir.path().join(file), None)?;
+        eprintln!(
+            "  {} ({} bytes) with {}",
+            built.output.display(),
+            built.size,
+            built.tool
+        );
+        sources.push((name, PluginSource::File(built.output)));
+    }
+
+    let host = Arc::new(PluginHost::new(HostOptions::default())?);
+    let config: ConfigVars = [
+        ("customerName".to_string(), "FTL Rockets".to_string()),
+        ("pokemonAvatar".to_string(), "onix".to_string()),
+    ]
+    .into_iter()
+    .collect();
+    let inputs = vec![(
+        "api_base".to_string(),
+        Val::Json(serde_json::json!("https://pokeapi.co/api/v2/pokemon")),
+    )];
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+
+    let mut plugins = Vec::new();
+    let mut contenders = Vec::new();
+    for (name, source) in &sources {
+        let t = Instant::now();
+        plugins.push(host.load(name, source)?);
+        eprintln!("  {name}: compiled in {:.1} s", t.elapsed().as_secs_f64());
+        contenders.push(Samples::new(name));
+    }
+    let mut outputs = Vec::new();
+    rt.block_on(async {
+        let call = |plugin| {
+            host.execute(
+                plugin,
+                StepCall {
+                    step_id: "path_helper",
+                    inputs: inputs.clone(),
+                    config: config.clone(),
+                    limits: StepLimits::default(),
+                    http: None,
+                    s3: None,
+                    state: None,
+                    concurrency: None,
+                },
+            )
+        };
+        // Warm-up: the first instantiations fault in the pool's pages.
+        for plugin in &plugins {
+            for _ in 0..20 {
+                let outcome = call(plugin).await;
+                outputs.push(format!(
+                    "{:?}",
+                    outcome.result.as_ref().map_err(|e| e.to_string())
+                ));
+            }
+        }
+        for round in 0..rounds {
+            for (plugin, samples) in plugins.iter().zip(&mut contenders) {
+                for _ in 0..BATCH {
+                    let t = Instant::now();
+                    let outcome = call(plugin).await;
+                    samples.times.push(t.elapsed());
+                    assert!(outcome.result.is_ok(), "{:?}", outcome.result.err());
+                }
+            }
+            eprint!("\rround {}/{rounds}", round + 1);
+        }
+        eprintln!();
+    });
+    outputs.dedup();
+    assert_eq!(
+        outputs.len(),
+        1,
+        "the three Path Helpers disagree: {outputs:#?}"
+    );
+
+    println!(
+        "per-step cost of the Path Helper, instantiate + call, compile cached ({} samples each, interleaved)",
+        contenders[0].times.len()
+    );
+    let rust_median = contenders[0].quantile(0.5);
+    for s in &mut contenders {
+        let (median, p99) = (s.quantile(0.5), s.quantile(0.99));
+        println!(
+            "  {:<16} median {:>9.1} µs   p99 {:>9.1} µs   median ratio to Rust {:>6.1}×",
+            s.name,
+            median.as_secs_f64() * 1e6,
+            p99.as_secs_f64() * 1e6,
+            median.as_secs_f64() / rust_median.as_secs_f64()
+        );
+    }
+    Ok(())
+}
