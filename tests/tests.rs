@@ -11,4 +11,5 @@ mod platform;
 mod pokemon;
 mod policy;
 mod runs;
+mod serve;
 mod validate;

@@ -1,5 +1,5 @@
 //! How apps that embed integrations authenticate their customers to Weft: workspace JWTs and
-//! HMAC user hashes. (The HTTP API that uses this is `weft serve`, still to come.)
+//! HMAC user hashes, for the HTTP API of `weft serve`.
 //!
 //! A **workspace JWT** is signed with the workspace's secret (HS256 by default, or HS512) or with
 //! a private key whose public half the workspace registered (RS256/384/512, PS256, ES256/384).
@@ -165,6 +165,11 @@ impl AuthConfig {
             public_key: key,
             hmac_secret: None,
         })
+    }
+
+    /// The workspace key: the `iss` tokens must carry and the app key of user hashes.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
     }
 
     /// Also accept HMAC user hashes made with `secret` (at least 32 bytes).

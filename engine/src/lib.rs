@@ -76,5 +76,6 @@ pub mod plugin;
 pub mod redact;
 pub mod registry;
 pub mod runner;
+pub mod serve;
 pub mod store;
 pub mod value;

@@ -269,7 +269,8 @@ impl Registry {
             put(&mut batch, key.as_bytes(), customer)?;
         }
         for id in old_customers.keys() {
-            if ws.customer(id).is_none() {
+            // Customers that signed in with a token stay until removed on purpose.
+            if ws.customer(id).is_none() && !self.tree.contains_key(token_key(id))? {
                 batch.remove(format!("customer/{id}").as_bytes());
                 changes.push(format!("customer `{id}`: removed"));
             }
@@ -369,6 +370,7 @@ impl Registry {
             customers: vec![customer],
             instances: vec![instance.spec],
             credentials: stored.credentials,
+            auth: None,
         };
         let mut spec = published.spec;
         spec.version = published.version;
@@ -466,10 +468,53 @@ impl Registry {
         Ok(())
     }
 
+    /// Creates or updates customer `id` from the claims of a token it signed in with (its
+    /// `name` and `fields`); its config and credentials are kept. Returns whether anything
+    /// changed. Such customers survive `weft apply` even when the file does not list them.
+    pub fn upsert_customer(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        fields: &Map<String, Json>,
+    ) -> anyhow::Result<bool> {
+        let existing = self.customer(id)?;
+        let mut customer = existing.clone().unwrap_or_else(|| CustomerSpec {
+            id: id.to_string(),
+            name: name.unwrap_or(id).to_string(),
+            fields: Map::new(),
+            config: Map::new(),
+            credentials: BTreeMap::new(),
+        });
+        if let Some(name) = name {
+            customer.name = name.to_string();
+        }
+        if !fields.is_empty() {
+            customer.fields = fields.clone();
+        }
+        if existing
+            .as_ref()
+            .is_some_and(|old| old.name == customer.name && old.fields == customer.fields)
+        {
+            return Ok(false);
+        }
+        let mut batch = sled::Batch::default();
+        put(&mut batch, format!("customer/{id}").as_bytes(), &customer)?;
+        if existing.is_none() {
+            batch.insert(token_key(id), b"1".to_vec());
+        }
+        self.tree.apply_batch(batch)?;
+        self.tree.flush()?;
+        Ok(true)
+    }
+
     /// Whether anything was ever applied.
     pub fn is_empty(&self) -> bool {
         self.tree.is_empty()
     }
+}
+
+fn token_key(customer: &str) -> Vec<u8> {
+    format!("token-customer/{customer}").into_bytes()
 }
 
 fn put<T: Serialize>(batch: &mut sled::Batch, key: &[u8], value: &T) -> anyhow::Result<()> {

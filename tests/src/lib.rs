@@ -11,6 +11,7 @@ use weft::runner::{RunRequest, Runner};
 use weft::store::{RunWithSteps, SledStore};
 
 pub mod hostile;
+pub mod serve;
 pub mod server;
 
 include!(concat!(env!("OUT_DIR"), "/plugins.rs"));

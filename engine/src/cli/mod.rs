@@ -5,6 +5,7 @@ mod demo;
 mod manage;
 mod output;
 mod plugins;
+mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -55,6 +56,26 @@ enum Command {
         /// Where to write the component (default: the source with `.wasm`).
         #[arg(short, long, value_name = "OUT.wasm")]
         output: Option<PathBuf>,
+    },
+    /// Apply the workspace file to the store, then serve the HTTP API (`/api/v1`, described
+    /// at `/openapi.json`), webhooks (`/webhooks/INSTANCE/FLOW`) and schedules until Ctrl-C or
+    /// SIGTERM; runs in flight then finish (or, after `--grace`, are recorded as interrupted).
+    Serve {
+        /// The workspace file; its `[auth]` table says how apps authenticate.
+        workspace: PathBuf,
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// The largest webhook body accepted, in bytes.
+        #[arg(long, default_value_t = weft::serve::DEFAULT_BODY_LIMIT)]
+        body_limit: usize,
+        /// How long to wait for runs in flight when stopping, in seconds.
+        #[arg(long, default_value_t = 30)]
+        grace: u64,
+        /// When records are made durable: `step` (after every step, the default), `run` or
+        /// `background`.
+        #[arg(long, default_value = "step", value_parser = parse_durability)]
+        durability: Durability,
     },
     /// Check a workspace file and every integration it lists, reporting all problems at once.
     Validate {
@@ -302,6 +323,22 @@ pub fn main() -> anyhow::Result<ExitCode> {
             manage::apply(cli.store.as_deref(), &workspace, upgrade)
         }
         Command::Build { source, output } => plugins::build(&source, output.as_deref()),
+        Command::Serve {
+            workspace,
+            listen,
+            body_limit,
+            grace,
+            durability,
+        } => serve::main(
+            serve::Args {
+                workspace,
+                listen,
+                body_limit,
+                grace: Duration::from_secs(grace),
+                durability,
+            },
+            cli.store.as_deref(),
+        ),
         Command::Plugins { command } => plugins::main(command),
         Command::Customers { command } => manage::customers(cli.store.as_deref(), command),
         Command::Instances { command } => manage::instances(cli.store.as_deref(), command),
@@ -443,7 +480,7 @@ fn open_existing_store(
 
 /// Opens the store and marks the runs a crashed process left `running` as `interrupted`
 /// (sled locks the store to one process, so no other process can still be running them).
-fn open_store(dir: &Path) -> anyhow::Result<SledStore> {
+pub(crate) fn open_store(dir: &Path) -> anyhow::Result<SledStore> {
     let store = SledStore::open(dir)?;
     let interrupted = store.mark_interrupted()?;
     if !interrupted.is_empty() {

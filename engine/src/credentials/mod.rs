@@ -246,6 +246,11 @@ impl Credential {
     }
 }
 
+/// Reads a secret given as `env:NAME`, `file:PATH` (relative to `base_dir`) or inline.
+pub fn load_reference(reference: &str, base_dir: &Path) -> anyhow::Result<String> {
+    load_value(reference, base_dir)
+}
+
 /// How a field's value is given: `env:NAME`, `file:PATH` or the value itself.
 fn load_value(reference: &str, base_dir: &Path) -> anyhow::Result<String> {
     if let Some(var) = reference.strip_prefix("env:") {

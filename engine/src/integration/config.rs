@@ -244,6 +244,7 @@ mod tests {
             config: obj(json!({ "a": "inst" })),
             enabled: true,
             credentials: Default::default(),
+            webhook_secret: None,
         };
         let ws = obj(json!({ "a": "ws", "b": "ws", "c": "ws", "d": "ws", "e": "ws" }));
         let r = resolve(&integration, &ws, &customer, &instance).unwrap();

@@ -104,12 +104,63 @@ pub struct FlowSpec {
     /// What the flow does, for people.
     #[serde(default)]
     pub description: Option<String>,
-    /// What starts the flow. Runs from the CLI are manual whatever this says.
+    /// What starts the flow under `weft serve`: `{ schedule = "CRON", timezone = "Area/City",
+    /// overlap = false }` for a schedule; anything else (or nothing) means webhooks and API
+    /// calls only. Runs from the CLI are manual whatever this says.
     #[serde(default)]
     pub trigger: Option<Json>,
+    /// How many runs of this flow, per instance, `weft serve` lets go at once.
+    #[serde(default)]
+    pub concurrency: Option<ConcurrencySpec>,
+    /// How `weft serve` answers the flow's webhook.
+    #[serde(default)]
+    pub webhook: Option<WebhookSpec>,
     /// The steps, run in order.
     #[serde(default)]
     pub steps: Vec<StepSpec>,
+}
+
+/// How many runs of a flow, per instance, may go at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConcurrencySpec {
+    /// `parallel` (no limit, the default), `throttled` (at most `limit` at once) or `fifo`
+    /// (one at a time, in arrival order).
+    #[serde(default)]
+    pub mode: ConcurrencyMode,
+    /// The most runs at once for `throttled`.
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// The most runs waiting for their turn; one more is refused (HTTP 429). Default 1000.
+    #[serde(default)]
+    pub queue: Option<u32>,
+}
+
+/// See [`ConcurrencySpec::mode`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConcurrencyMode {
+    /// No limit.
+    #[default]
+    Parallel,
+    /// At most `limit` at once.
+    Throttled,
+    /// One at a time, first come first served.
+    Fifo,
+}
+
+/// How a flow's webhook answers.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSpec {
+    /// Answer when the run ends instead of at once with 202 (a caller may also ask with
+    /// `?wait=true`).
+    #[serde(default)]
+    pub sync: bool,
+    /// The step whose result is the response: `{ status, headers, body }`, or any other value
+    /// as a JSON body with status 200. Default: the last step.
+    #[serde(default)]
+    pub response_step: Option<String>,
 }
 
 /// A step of a flow.
@@ -219,6 +270,30 @@ pub struct WorkspaceFile {
     /// Workspace-level credentials by name; secret fields are `env:NAME` or `file:PATH`.
     #[serde(default)]
     pub credentials: BTreeMap<String, CredentialSpec>,
+    /// How `weft serve` authenticates apps' customers and admins.
+    #[serde(default)]
+    pub auth: Option<AuthSpec>,
+}
+
+/// The `[auth]` table: the workspace key and secret (or public key) embedding apps sign their
+/// JWTs with, and the app secret for HMAC user hashes. Secrets are `env:NAME` or `file:PATH`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSpec {
+    /// The workspace key: the `iss` every token must carry, and the app key of user hashes.
+    pub key: String,
+    /// The workspace secret for HS256 / HS512 tokens.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// A PEM public key for RS256/384/512, PS256, ES256/384 tokens (instead of `secret`).
+    #[serde(default)]
+    pub public_key: Option<String>,
+    /// The algorithms accepted (default `["HS256"]` with a secret, `["RS256"]` with a key).
+    #[serde(default)]
+    pub algorithms: Vec<String>,
+    /// The app secret of HMAC-SHA256 user hashes; without it user hashes are refused.
+    #[serde(default)]
+    pub user_hash_secret: Option<String>,
 }
 
 /// The `[workspace]` table.
@@ -362,6 +437,10 @@ pub struct InstanceSpec {
     /// Credential bindings by step id, overriding the steps' own `credential`.
     #[serde(default)]
     pub credentials: BTreeMap<String, String>,
+    /// The secret webhook calls to this instance are signed with (`env:NAME` or `file:PATH`):
+    /// `weft serve` then requires `X-Weft-Signature: sha256=<hex HMAC-SHA256 of the body>`.
+    #[serde(default)]
+    pub webhook_secret: Option<String>,
 }
 
 fn yes() -> bool {

@@ -105,6 +105,21 @@ fn words(names: impl Iterator<Item = String>) -> String {
     }
 }
 
+/// A run that has its id and passed its checks, not yet started.
+#[derive(Debug)]
+pub struct PreparedRun(RunRecord);
+
+impl PreparedRun {
+    /// The run's id.
+    pub fn id(&self) -> &str {
+        &self.0.id
+    }
+    /// The run's record as it will be written when it starts.
+    pub fn record(&self) -> &RunRecord {
+        &self.0
+    }
+}
+
 impl Runner {
     /// A runner executing plugins on `host` and recording runs in `store`.
     pub fn new(host: Arc<PluginHost>, store: Arc<dyn RunStore>) -> Self {
@@ -145,9 +160,31 @@ impl Runner {
     /// with status `failed`; `Err` means the run could not start at all.
     pub async fn run(&self, request: RunRequest<'_>) -> Result<RunWithSteps, RunError> {
         let ws = request.workspace;
+        let prepared = self.prepare(request)?;
+        self.run_prepared(ws, prepared).await
+    }
+
+    /// Checks that the instance and flow exist and can run, and gives the run its id, without
+    /// starting it; [`Runner::run_prepared`] runs it. (A server answers with the id at once.)
+    pub fn prepare(&self, request: RunRequest<'_>) -> Result<PreparedRun, RunError> {
+        let ws = request.workspace;
         let (instance, flow) = self.locate(ws, request.instance, request.flow)?;
-        let run = self.new_record(ws, instance, flow, request.trigger, None);
-        self.execute(ws, run, Vec::new(), HashMap::new(), None)
+        Ok(PreparedRun(self.new_record(
+            ws,
+            instance,
+            flow,
+            request.trigger,
+            None,
+        )))
+    }
+
+    /// Runs a prepared run of `ws` to the end, as [`Runner::run`] does.
+    pub async fn run_prepared(
+        &self,
+        ws: &Workspace,
+        prepared: PreparedRun,
+    ) -> Result<RunWithSteps, RunError> {
+        self.execute(ws, prepared.0, Vec::new(), HashMap::new(), None)
             .await
     }
 

@@ -1,0 +1,181 @@
+//! `weft serve`: applies the workspace file to the store, then serves the HTTP API, webhooks
+//! and schedules until interrupted (Ctrl-C or SIGTERM), finishing the runs in flight.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use jsonwebtoken::Algorithm;
+
+use weft::auth::AuthConfig;
+use weft::integration::files::AuthSpec;
+use weft::registry::Registry;
+use weft::runner::Runner;
+use weft::serve::{ServeOptions, Server, schedule};
+use weft::store::Durability;
+
+/// What `weft serve` was asked.
+#[derive(Debug)]
+pub struct Args {
+    pub workspace: std::path::PathBuf,
+    pub listen: SocketAddr,
+    pub body_limit: usize,
+    pub grace: Duration,
+    pub durability: Durability,
+}
+
+/// The workspace's `[auth]` table as a verifier, or why there is none.
+fn auth_config(
+    spec: Option<&AuthSpec>,
+    base_dir: &Path,
+) -> anyhow::Result<Result<AuthConfig, String>> {
+    let Some(spec) = spec else {
+        return Ok(Err(
+            "this workspace has no [auth] table, so no token or user hash can be verified; add `[auth] key = \"…\"` with `secret = \"env:…\"` (or `public_key = \"file:…\"`) to the workspace file".into(),
+        ));
+    };
+    let algorithms = |default: Algorithm| -> anyhow::Result<Vec<Algorithm>> {
+        if spec.algorithms.is_empty() {
+            return Ok(vec![default]);
+        }
+        spec.algorithms
+            .iter()
+            .map(|a| {
+                a.parse::<Algorithm>()
+                    .map_err(|_| anyhow::anyhow!("[auth] algorithms: `{a}` is not a JWT algorithm (HS256, HS512, RS256, RS384, RS512, PS256, ES256, ES384)"))
+            })
+            .collect()
+    };
+    let mut config = match (&spec.secret, &spec.public_key) {
+        (Some(secret), None) => {
+            let secret =
+                weft::credentials::load_reference(secret, base_dir).context("[auth] secret")?;
+            AuthConfig::with_secret(&spec.key, secret.as_bytes(), &algorithms(Algorithm::HS256)?)
+                .map_err(|e| anyhow::anyhow!("[auth]: {e}"))?
+        }
+        (None, Some(key)) => {
+            let pem =
+                weft::credentials::load_reference(key, base_dir).context("[auth] public_key")?;
+            AuthConfig::with_public_key(&spec.key, pem.as_bytes(), &algorithms(Algorithm::RS256)?)
+                .map_err(|e| anyhow::anyhow!("[auth]: {e}"))?
+        }
+        (Some(_), Some(_)) => bail!(
+            "[auth] has both `secret` and `public_key`; a workspace verifies tokens with one of them"
+        ),
+        (None, None) => bail!(
+            "[auth] needs `secret = \"env:…\"` (HS256/HS512 tokens) or `public_key = \"file:….pem\"` (RS/PS/ES tokens)"
+        ),
+    };
+    if let Some(secret) = &spec.user_hash_secret {
+        let secret = weft::credentials::load_reference(secret, base_dir)
+            .context("[auth] user_hash_secret")?;
+        config = config
+            .with_user_hashes(secret.as_bytes())
+            .map_err(|e| anyhow::anyhow!("[auth]: {e}"))?;
+    }
+    Ok(Ok(config))
+}
+
+pub fn main(args: Args, store: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let ws = super::load_workspace(&args.workspace)?;
+    let base_dir = args
+        .workspace
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let auth = auth_config(ws.file.auth.as_ref(), &base_dir)?;
+    if let Err(why) = &auth {
+        eprintln!("warning: {why}");
+    }
+    let store_dir = super::store_dir(store, Some(&args.workspace));
+    let store = Arc::new(super::open_store(&store_dir)?);
+    let registry = Registry::open(store.db())?;
+    for change in registry.apply(&ws, false)? {
+        println!("  {change}");
+    }
+    let vault = super::credentials::open_vault_if_configured(&store, ws.name())?;
+    let host = super::plugin_host(&store)?;
+    let runner = Runner::new(host, store.clone())
+        .with_vault(vault)
+        .with_durability(args.durability);
+    let server = Server::new(
+        store.clone(),
+        runner,
+        auth,
+        base_dir,
+        ServeOptions {
+            body_limit: args.body_limit,
+            grace: args.grace,
+        },
+    )?;
+    let (schedules, problems) = schedule::collect(&server)?;
+    if !problems.is_empty() {
+        bail!("schedules that cannot run:\n  {}", problems.join("\n  "));
+    }
+
+    let rt = super::runtime()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("failed to listen on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        for s in &schedules {
+            println!(
+                "  schedule `{}` of `{}`: `{}` ({}), next {}",
+                s.flow,
+                s.instance,
+                s.expression,
+                s.timezone.name(),
+                s.next_after(chrono::Utc::now())
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_else(|| "never".into())
+            );
+        }
+        let instances = server.registry().instances()?.len();
+        println!(
+            "Weft serving workspace `{}` on http://{addr} ({instances} instance(s), {} schedule(s)); API at /api/v1, OpenAPI at /openapi.json",
+            ws.name(),
+            schedules.len()
+        );
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let scheduler = tokio::spawn(schedule::run(server.clone(), schedules, stop_rx));
+        axum::serve(listener, server.router())
+            .with_graceful_shutdown(async move {
+                shutdown_signal().await;
+                let _ = stop_tx.send(true);
+            })
+            .await
+            .context("the server stopped")?;
+        let _ = scheduler.await;
+        let waiting = server.in_flight();
+        if waiting > 0 {
+            println!("Stopping: waiting up to {:?} for {waiting} run(s) in flight", args.grace);
+        }
+        let interrupted = server.drain().await?;
+        if interrupted > 0 {
+            println!("Stopped; {interrupted} run(s) recorded as interrupted (`weft runs resume RUN_ID` continues one)");
+        } else {
+            println!("Stopped; no run was left unfinished");
+        }
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM can be watched");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

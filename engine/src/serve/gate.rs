@@ -1,0 +1,187 @@
+//! Concurrency per flow and instance: parallel, throttled to N, or FIFO, with a bounded queue.
+//!
+//! A [`Gate`] hands out [`Pass`]es: at most `limit` at once, the rest wait in a queue of at most
+//! `queue` in arrival order (a caller beyond that is refused, which the server answers with
+//! 429). A pass dropped hands itself to the next waiter directly, so the order is exactly the
+//! order in which tickets were taken, whatever order the tasks happen to be polled in.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
+
+use crate::integration::files::{ConcurrencyMode, ConcurrencySpec};
+
+/// The queue depth when a flow sets none.
+pub const DEFAULT_QUEUE: u32 = 1000;
+
+/// The admission control of one flow of one instance.
+#[derive(Debug)]
+pub struct Gate {
+    limit: usize,
+    queue: usize,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    running: usize,
+    waiting: VecDeque<oneshot::Sender<Pass>>,
+}
+
+/// The right to run; dropping it lets the next waiter in.
+#[derive(Debug)]
+pub struct Pass {
+    gate: Arc<Gate>,
+}
+
+/// A place in the gate, taken when the request arrives: either a pass at once or a place in
+/// the queue.
+#[derive(Debug)]
+pub enum Ticket {
+    /// The flow has no limit.
+    Free,
+    /// In at once.
+    Go(Pass),
+    /// Queued; resolves to a pass in arrival order.
+    Wait(oneshot::Receiver<Pass>),
+}
+
+/// The queue was full.
+#[derive(Debug)]
+pub struct QueueFull {
+    /// How many were waiting.
+    pub waiting: usize,
+}
+
+impl Gate {
+    /// The gate for `spec`; `None` for a parallel flow (no gate at all).
+    pub fn new(spec: Option<&ConcurrencySpec>) -> Option<Arc<Self>> {
+        let spec = spec?;
+        let limit = match spec.mode {
+            ConcurrencyMode::Parallel => return None,
+            ConcurrencyMode::Fifo => 1,
+            ConcurrencyMode::Throttled => spec.limit.unwrap_or(1).max(1) as usize,
+        };
+        Some(Arc::new(Self {
+            limit,
+            queue: spec.queue.unwrap_or(DEFAULT_QUEUE) as usize,
+            state: Mutex::new(State::default()),
+        }))
+    }
+
+    /// Takes a ticket: in at once if fewer than `limit` runs go, else a place in the queue.
+    pub fn ticket(self: &Arc<Self>) -> Result<Ticket, QueueFull> {
+        let mut state = self
+            .state
+            .lock()
+            .expect("the gate's lock is never poisoned");
+        if state.running < self.limit && state.waiting.is_empty() {
+            state.running += 1;
+            return Ok(Ticket::Go(Pass { gate: self.clone() }));
+        }
+        if state.waiting.len() >= self.queue {
+            return Err(QueueFull {
+                waiting: state.waiting.len(),
+            });
+        }
+        let (tx, rx) = oneshot::channel();
+        state.waiting.push_back(tx);
+        Ok(Ticket::Wait(rx))
+    }
+
+    fn release(self: &Arc<Self>) {
+        loop {
+            let next = {
+                let mut state = self
+                    .state
+                    .lock()
+                    .expect("the gate's lock is never poisoned");
+                match state.waiting.pop_front() {
+                    Some(next) => next,
+                    None => {
+                        state.running -= 1;
+                        return;
+                    }
+                }
+            };
+            match next.send(Pass { gate: self.clone() }) {
+                Ok(()) => return,
+                // That waiter went away; the pass goes to the one after it (without running
+                // this function again from the pass's own drop).
+                Err(pass) => std::mem::forget(pass),
+            }
+        }
+    }
+}
+
+impl Drop for Pass {
+    fn drop(&mut self) {
+        self.gate.release();
+    }
+}
+
+impl Ticket {
+    /// Waits for the turn; `None` for a flow without a gate.
+    pub async fn wait(self) -> Option<Pass> {
+        match self {
+            Ticket::Free => None,
+            Ticket::Go(pass) => Some(pass),
+            // The sender is only dropped with a pass sent or with the gate gone.
+            Ticket::Wait(rx) => rx.await.ok(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(mode: ConcurrencyMode, limit: Option<u32>, queue: Option<u32>) -> ConcurrencySpec {
+        ConcurrencySpec { mode, limit, queue }
+    }
+
+    #[tokio::test]
+    async fn fifo_lets_one_in_at_a_time_in_arrival_order_and_refuses_past_the_queue() {
+        let gate = Gate::new(Some(&spec(ConcurrencyMode::Fifo, None, Some(2)))).unwrap();
+        let first = gate.ticket().unwrap().wait().await.unwrap();
+        let second = gate.ticket().unwrap();
+        let third = gate.ticket().unwrap();
+        assert_eq!(gate.ticket().unwrap_err().waiting, 2);
+        // Waiting in the queue: the third cannot overtake the second.
+        drop(first);
+        let second = second.wait().await.unwrap();
+        let mut third = Box::pin(third.wait());
+        assert!(futures_poll_once(&mut third).is_none());
+        drop(second);
+        assert!(third.await.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_waiter_that_gave_up_passes_its_turn_on() {
+        let gate = Gate::new(Some(&spec(ConcurrencyMode::Throttled, Some(1), None))).unwrap();
+        let first = gate.ticket().unwrap().wait().await.unwrap();
+        let gone = gate.ticket().unwrap();
+        let next = gate.ticket().unwrap();
+        drop(gone);
+        drop(first);
+        assert!(next.wait().await.is_some());
+        // And with everyone done, the gate is empty again.
+        assert!(matches!(gate.ticket().unwrap(), Ticket::Go(_)));
+    }
+
+    #[test]
+    fn parallel_has_no_gate() {
+        assert!(Gate::new(Some(&spec(ConcurrencyMode::Parallel, None, None))).is_none());
+        assert!(Gate::new(None).is_none());
+    }
+
+    fn futures_poll_once<F: std::future::Future + Unpin>(f: &mut F) -> Option<F::Output> {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        match std::pin::Pin::new(f).poll(&mut cx) {
+            std::task::Poll::Ready(v) => Some(v),
+            std::task::Poll::Pending => None,
+        }
+    }
+}
