@@ -806,3 +806,77 @@ fn the_openapi_document_lists_every_route() {
     let unknown = served.call("GET", "/api/v2/nothing", &[], b"");
     assert_eq!((unknown.status, unknown.code()), (404, "not_found".into()));
 }
+
+#[test]
+fn credentials_are_write_only_through_the_api() {
+    let server = TestServer::start();
+    let env = env(&server, "");
+    let key = "78d9184c5c26f0d853128890a7ff307862cdb5a3a9890a2aa7db51ece95b2869";
+    let served = Served::start(
+        env.path(),
+        &[],
+        &[
+            ("WEFT_TEST_SECRET", SECRET),
+            ("WEFT_TEST_HASH_SECRET", HASH_SECRET),
+            ("WEFT_TEST_HOOK_SECRET", HOOK_SECRET),
+            ("WEFT_MASTER_KEY", key),
+        ],
+    );
+    let admin = format!("Bearer {}", admin_token());
+    let put = served.call(
+        "PUT",
+        "/api/v1/customers/acme/credentials/crm",
+        &[("authorization", &admin)],
+        br#"{"kind": "bearer", "token": "tok-very-secret-123"}"#,
+    );
+    assert_eq!(put.status, 200, "{}", put.text());
+    assert!(
+        !put.text().contains("tok-very-secret-123"),
+        "{}",
+        put.text()
+    );
+    let listed = served.get("/api/v1/credentials", &admin_token());
+    assert_eq!(listed.status, 200, "{}", listed.text());
+    assert_eq!(listed.json()[0]["name"], "crm");
+    assert!(!listed.text().contains("tok-very-secret-123"));
+
+    // A reference would read the server's own environment or files: refused.
+    let sneaky = served.call(
+        "PUT",
+        "/api/v1/credentials/leak",
+        &[("authorization", &admin)],
+        br#"{"kind": "bearer", "token": "env:WEFT_TEST_SECRET"}"#,
+    );
+    assert_eq!((sneaky.status, sneaky.code()), (400, "bad_request".into()));
+    let customer = served.call(
+        "PUT",
+        "/api/v1/credentials/mine",
+        &[(
+            "authorization",
+            &format!("Bearer {}", customer_token("acme")),
+        )],
+        br#"{"kind": "bearer", "token": "x"}"#,
+    );
+    assert_eq!(customer.status, 403);
+    let deleted = served.call(
+        "DELETE",
+        "/api/v1/customers/acme/credentials/crm",
+        &[("authorization", &admin)],
+        b"",
+    );
+    assert_eq!(deleted.status, 200, "{}", deleted.text());
+
+    // Without a master key there is nowhere to keep them.
+    drop(served);
+    let served = serve(&env, &[]);
+    let put = served.call(
+        "PUT",
+        "/api/v1/credentials/crm",
+        &[("authorization", &admin)],
+        br#"{"kind": "bearer", "token": "x"}"#,
+    );
+    assert_eq!(
+        (put.status, put.code()),
+        (409, "vault_not_configured".into())
+    );
+}

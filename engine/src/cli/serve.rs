@@ -99,12 +99,13 @@ pub fn main(args: Args, store: Option<&Path>) -> anyhow::Result<ExitCode> {
     let vault = super::credentials::open_vault_if_configured(&store, ws.name())?;
     let host = super::plugin_host(&store)?;
     let runner = Runner::new(host, store.clone())
-        .with_vault(vault)
+        .with_vault(vault.clone())
         .with_durability(args.durability);
     let server = Server::new(
         store.clone(),
         runner,
         auth,
+        vault,
         base_dir,
         ServeOptions {
             body_limit: args.body_limit,

@@ -35,6 +35,7 @@ use sha2::Sha256;
 use tokio::sync::Notify;
 
 use crate::auth::{AuthConfig, AuthError, Principal};
+use crate::credentials::{CredentialSpec, Scope};
 use crate::integration::Workspace;
 use crate::integration::files::FlowSpec;
 use crate::registry::{ConfigLevel, Registry};
@@ -99,6 +100,7 @@ struct Inner {
     runner: Runner,
     store: Arc<SledStore>,
     auth: Result<AuthConfig, String>,
+    vault: Option<Arc<crate::credentials::vault::Vault>>,
     /// The directory `file:` references of webhook secrets resolve against.
     base_dir: PathBuf,
     workspaces: Mutex<HashMap<String, Arc<Workspace>>>,
@@ -200,11 +202,12 @@ fn now_secs() -> u64 {
 impl Server {
     /// A server running flows with `runner` on the managed state in `store`. `auth` is the
     /// workspace's verifier, or why there is none (then every authenticated route answers 401
-    /// with that reason).
+    /// with that reason). `vault` stores credentials written through the API.
     pub fn new(
         store: Arc<SledStore>,
         runner: Runner,
         auth: Result<AuthConfig, String>,
+        vault: Option<Arc<crate::credentials::vault::Vault>>,
         base_dir: PathBuf,
         options: ServeOptions,
     ) -> anyhow::Result<Self> {
@@ -215,6 +218,7 @@ impl Server {
                 runner,
                 store,
                 auth,
+                vault,
                 base_dir,
                 workspaces: Mutex::new(HashMap::new()),
                 gates: Mutex::new(HashMap::new()),
@@ -245,6 +249,15 @@ impl Server {
             .route(
                 "/api/v1/config/{name}",
                 put(set_workspace_config).delete(unset_workspace_config),
+            )
+            .route("/api/v1/credentials", get(list_credentials))
+            .route(
+                "/api/v1/credentials/{name}",
+                put(put_workspace_credential).delete(delete_workspace_credential),
+            )
+            .route(
+                "/api/v1/customers/{id}/credentials/{name}",
+                put(put_customer_credential).delete(delete_customer_credential),
             )
             .route("/api/v1/instances", get(instances))
             .route("/api/v1/instances/{id}", get(instance))
@@ -470,11 +483,13 @@ impl Server {
             })
             .map_err(run_error)?;
         let id = prepared.id().to_string();
-        // Recorded before answering, so the id is visible at once.
-        self.inner
-            .store
-            .put_run(prepared.record())
-            .map_err(ApiError::internal)?;
+        if !wait {
+            // Recorded before answering, so the id is visible at once.
+            self.inner
+                .store
+                .put_run(prepared.record())
+                .map_err(ApiError::internal)?;
+        }
         let server = self.clone();
         let task = async move {
             let _in_flight = server.inner.in_flight.enter();
@@ -582,6 +597,107 @@ async fn customer(
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::not_found(format!("no customer `{id}`")))?;
     ok(customer_json(&customer))
+}
+
+fn vault(server: &Server) -> ApiResult<&crate::credentials::vault::Vault> {
+    server.inner.vault.as_deref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "vault_not_configured",
+            "credentials are stored encrypted under a master key: start `weft serve` with WEFT_MASTER_KEY (or WEFT_MASTER_KEY_FILE) set",
+        )
+    })
+}
+
+/// Stores a credential sent in the body (its secret values inline); answers with its name and
+/// kind only: secrets are never returned.
+fn put_credential(server: &Server, scope: Scope, name: &str, body: &[u8]) -> ApiResult {
+    let vault = vault(server)?;
+    let spec: CredentialSpec = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body must be a credential (`{{\"kind\": \"api-key-secret\", \"key\": …, \"secret\": …}}`): {e}"
+        ))
+    })?;
+    // Values are taken as given: an `env:`/`file:` reference would read the server's own
+    // environment or files.
+    let as_json = serde_json::to_value(&spec).map_err(ApiError::internal)?;
+    if let Some((field, _)) = as_json.as_object().into_iter().flatten().find(|(_, v)| {
+        v.as_str()
+            .is_some_and(|t| t.starts_with("env:") || t.starts_with("file:"))
+    }) {
+        return Err(ApiError::bad_request(format!(
+            "field `{field}` is an `env:`/`file:` reference; through the API, send the value itself"
+        )));
+    }
+    spec.resolve(name, scope.clone(), &server.inner.base_dir)
+        .map_err(|e| ApiError::bad_request(format!("credential `{name}`: {e:#}")))?;
+    vault.put(&scope, name, &spec).map_err(ApiError::internal)?;
+    server.invalidate();
+    ok(
+        json!({ "name": name, "scope": scope.to_string(), "kind": spec.kind.name(), "stored": true }),
+    )
+}
+
+fn delete_credential(server: &Server, scope: Scope, name: &str) -> ApiResult {
+    let existed = vault(server)?
+        .delete(&scope, name)
+        .map_err(ApiError::internal)?;
+    if !existed {
+        return Err(ApiError::not_found(format!(
+            "no credential `{name}` ({scope})"
+        )));
+    }
+    server.invalidate();
+    ok(json!({ "name": name, "scope": scope.to_string(), "deleted": true }))
+}
+
+async fn list_credentials(State(server): State<Server>, headers: HeaderMap) -> ApiResult {
+    server.admin(&headers)?;
+    let names = vault(&server)?.list().map_err(ApiError::internal)?;
+    ok(json!(
+        names
+            .iter()
+            .map(|n| json!({ "name": n.name, "scope": n.scope.to_string() }))
+            .collect::<Vec<_>>()
+    ))
+}
+
+async fn put_workspace_credential(
+    State(server): State<Server>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult {
+    server.admin(&headers)?;
+    put_credential(&server, Scope::Workspace, &name, &body)
+}
+
+async fn delete_workspace_credential(
+    State(server): State<Server>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult {
+    server.admin(&headers)?;
+    delete_credential(&server, Scope::Workspace, &name)
+}
+
+async fn put_customer_credential(
+    State(server): State<Server>,
+    headers: HeaderMap,
+    Path((id, name)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult {
+    server.admin(&headers)?;
+    put_credential(&server, Scope::Customer(id), &name, &body)
+}
+
+async fn delete_customer_credential(
+    State(server): State<Server>,
+    headers: HeaderMap,
+    Path((id, name)): Path<(String, String)>,
+) -> ApiResult {
+    server.admin(&headers)?;
+    delete_credential(&server, Scope::Customer(id), &name)
 }
 
 /// An instance as the API shows it: secret config values redacted.

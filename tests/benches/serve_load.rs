@@ -1,0 +1,283 @@
+//! Load on `weft serve`: 16 keep-alive connections firing webhook runs of the Path Helper flow
+//! over loopback, on this machine's cores, with every run recorded in the sled store.
+//!
+//! Contenders, one after another in one process (the server on its own 2-thread runtime, the
+//! load generator on another):
+//! - `HTTP floor`: the same server stack answering a fixed JSON body without running anything,
+//!   the ceiling of the HTTP layer here (the baseline the others are divided by);
+//! - `sync webhook`: `POST /webhooks/{instance}/{flow}?wait=true`, answered with the step's
+//!   result when the run ends;
+//! - `async webhook`: answered 202 with the run id; the bench then waits for every run to end.
+//!
+//! Each is run with records flushed in the background (`--durability background`) and with the
+//! default fsync after every step (`step`). After each, the store is counted: every request
+//! must have its recorded, succeeded run.
+//!
+//! `cargo bench -p weft-tests --bench serve_load` (`WEFT_BENCH_SECONDS`, default 5 per contender).
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use weft::integration::Workspace;
+use weft::plugin::{HostOptions, PluginHost};
+use weft::registry::Registry;
+use weft::runner::Runner;
+use weft::serve::{ServeOptions, Server};
+use weft::store::{Durability, RunFilter, RunStore, SledStore, Status};
+
+const CONNECTIONS: usize = 16;
+
+const WORKSPACE: &str = r#"integrations = ["integration.toml"]
+[workspace]
+name = "load"
+[[customers]]
+id = "acme"
+name = "Acme"
+config = { customerName = "Acme Rockets", pokemonAvatar = "onix" }
+[[instances]]
+id = "acme-sync"
+customer = "acme"
+integration = "avatars"
+"#;
+
+const INTEGRATION: &str = r#"name = "avatars"
+[config_vars]
+customerName = { required = true }
+pokemonAvatar = { required = true }
+[[flows]]
+name = "paths"
+[[flows.steps]]
+id = "path_helper"
+plugin = "path-helper"
+"#;
+
+struct Outcome {
+    requests: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Outcome {
+    fn rate(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn quantile(&mut self, q: f64) -> Duration {
+        self.latencies.sort_unstable();
+        let i = ((self.latencies.len() as f64 - 1.0) * q).round() as usize;
+        self.latencies.get(i).copied().unwrap_or_default()
+    }
+}
+
+/// Fires `request` on `CONNECTIONS` keep-alive connections for `seconds`; checks each answer
+/// has `expect_status`.
+async fn load(
+    addr: std::net::SocketAddr,
+    request: Vec<u8>,
+    expect_status: &'static str,
+    seconds: f64,
+) -> Outcome {
+    let request = Arc::new(request);
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let request = request.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            stream.set_nodelay(true).expect("nodelay");
+            let mut latencies = Vec::new();
+            let mut buf = vec![0u8; 64 << 10];
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                stream.write_all(&request).await.expect("write");
+                // Read one response: headers, then content-length bytes.
+                let mut filled = 0;
+                let (head_end, length) = loop {
+                    let n = stream.read(&mut buf[filled..]).await.expect("read");
+                    assert!(n > 0, "the server closed the connection");
+                    filled += n;
+                    if let Some(end) = buf[..filled].windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = std::str::from_utf8(&buf[..end]).expect("ascii head");
+                        assert!(
+                            head.starts_with(expect_status),
+                            "unexpected response: {head}"
+                        );
+                        let length = head
+                            .lines()
+                            .find_map(|l| {
+                                let (n, v) = l.split_once(':')?;
+                                n.eq_ignore_ascii_case("content-length")
+                                    .then(|| v.trim().parse::<usize>().ok())?
+                            })
+                            .unwrap_or(0);
+                        break (end + 4, length);
+                    }
+                };
+                while filled < head_end + length {
+                    let n = stream.read(&mut buf[filled..]).await.expect("read");
+                    assert!(n > 0, "the server closed the connection");
+                    filled += n;
+                }
+                latencies.push(t.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await.expect("a connection task"));
+    }
+    Outcome {
+        requests: latencies.len(),
+        elapsed: started.elapsed(),
+        latencies,
+    }
+}
+
+fn request(path: &str) -> Vec<u8> {
+    format!(
+        "POST {path} HTTP/1.1\r\nhost: weft\r\ncontent-type: application/json\r\ncontent-length: 15\r\n\r\n{{\"region\":\"eu\"}}"
+    )
+    .into_bytes()
+}
+
+fn main() -> anyhow::Result<()> {
+    let seconds: f64 = std::env::var("WEFT_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5.0);
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let host = Arc::new(PluginHost::new(HostOptions::default())?);
+
+    println!(
+        "weft serve under load: {CONNECTIONS} keep-alive connections over loopback, {seconds} s per contender, this machine's {} cores shared by server and load generator",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let mut floor_rate = None;
+    for durability in [Durability::Background, Durability::Step] {
+        let dir = tempfile::tempdir()?;
+        std::fs::write(dir.path().join("weft.toml"), WORKSPACE)?;
+        std::fs::write(dir.path().join("integration.toml"), INTEGRATION)?;
+        let ws =
+            Workspace::load(&dir.path().join("weft.toml")).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let store = Arc::new(SledStore::open(&dir.path().join(".weft"))?);
+        Registry::open(store.db())?.apply(&ws, false)?;
+        let runner = Runner::new(host.clone(), store.clone()).with_durability(durability);
+        let server = Server::new(
+            store.clone(),
+            runner,
+            Err("no auth in this benchmark".into()),
+            None,
+            dir.path().to_path_buf(),
+            ServeOptions::default(),
+        )?;
+        let router = server.router().route(
+            "/floor",
+            axum::routing::post(|| async {
+                axum::Json(serde_json::json!({
+                    "pokemonUrl": "https://pokeapi.co/api/v2/pokemon/onix",
+                    "s3ObjectPath": "Acme Rockets.png"
+                }))
+            }),
+        );
+        let listener = server_rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let addr = listener.local_addr()?;
+        server_rt.spawn(async move { axum::serve(listener, router).await });
+
+        // Warm-up: the plugin compiled, the pool and the store's cache filled.
+        client_rt.block_on(load(
+            addr,
+            request("/webhooks/acme-sync/paths?wait=true"),
+            "HTTP/1.1 200",
+            1.0,
+        ));
+
+        let mut contenders = Vec::new();
+        if floor_rate.is_none() {
+            let mut floor =
+                client_rt.block_on(load(addr, request("/floor"), "HTTP/1.1 200", seconds));
+            floor_rate = Some(floor.rate());
+            contenders.push((
+                "HTTP floor (no run)",
+                floor.rate(),
+                floor.quantile(0.5),
+                floor.quantile(0.99),
+            ));
+        }
+        let before = store.list_runs(&RunFilter::default())?.len();
+        let mut sync = client_rt.block_on(load(
+            addr,
+            request("/webhooks/acme-sync/paths?wait=true"),
+            "HTTP/1.1 200",
+            seconds,
+        ));
+        contenders.push((
+            "sync webhook",
+            sync.rate(),
+            sync.quantile(0.5),
+            sync.quantile(0.99),
+        ));
+        let mut asynchronous = client_rt.block_on(load(
+            addr,
+            request("/webhooks/acme-sync/paths"),
+            "HTTP/1.1 202",
+            seconds,
+        ));
+        // Every accepted run ends and is recorded.
+        let drained = Instant::now();
+        server_rt.block_on(async {
+            while server.in_flight() > 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        let drain = drained.elapsed();
+        let total = asynchronous.requests as f64 / (asynchronous.elapsed + drain).as_secs_f64();
+        contenders.push((
+            "async webhook (accepted)",
+            asynchronous.rate(),
+            asynchronous.quantile(0.5),
+            asynchronous.quantile(0.99),
+        ));
+        store.flush()?;
+        let runs = store.list_runs(&RunFilter::default())?;
+        let recorded = runs.len() - before;
+        let succeeded = runs
+            .iter()
+            .filter(|r| r.status == Status::Succeeded)
+            .count();
+        assert_eq!(
+            recorded,
+            sync.requests + asynchronous.requests,
+            "every request has its recorded run"
+        );
+        assert_eq!(succeeded, runs.len(), "every run succeeded");
+
+        println!("\ndurability `{durability:?}`:");
+        for (name, rate, p50, p99) in contenders {
+            println!(
+                "  {name:<26} {rate:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   {:>5.2}× the floor's rate",
+                p50.as_secs_f64() * 1e3,
+                p99.as_secs_f64() * 1e3,
+                rate / floor_rate.unwrap_or(rate)
+            );
+        }
+        println!(
+            "  async runs completed incl. draining the backlog: {total:.0} runs/s ({} runs, drained in {:.2} s)",
+            asynchronous.requests,
+            drain.as_secs_f64()
+        );
+        println!("  recorded: {recorded} runs, all succeeded");
+        let _ = std::io::stdout().flush();
+    }
+    Ok(())
+}
