@@ -1,4 +1,4 @@
-//! Load on `weft serve`: 16 keep-alive connections firing webhook runs of the Path Helper flow
+//! Load on `weft serve`: 16 keep-alive connections (`WEFT_BENCH_CONNECTIONS`) firing webhook runs of the Path Helper flow
 //! over loopback, on this machine's cores, with every run recorded in the sled store.
 //!
 //! Contenders, one after another in one process (the server on its own 2-thread runtime, the
@@ -27,7 +27,13 @@ use weft::runner::Runner;
 use weft::serve::{ServeOptions, Server};
 use weft::store::{Durability, RunFilter, RunStore, SledStore, Status};
 
-const CONNECTIONS: usize = 16;
+/// Keep-alive connections of the load generator (`WEFT_BENCH_CONNECTIONS`, default 16).
+fn connections() -> usize {
+    std::env::var("WEFT_BENCH_CONNECTIONS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(16)
+}
 
 const WORKSPACE: &str = r#"integrations = ["integration.toml"]
 [workspace]
@@ -71,7 +77,7 @@ impl Outcome {
     }
 }
 
-/// Fires `request` on `CONNECTIONS` keep-alive connections for `seconds`; checks each answer
+/// Fires `request` on `connections()` keep-alive connections for `seconds`; checks each answer
 /// has `expect_status`.
 async fn load(
     addr: std::net::SocketAddr,
@@ -83,7 +89,7 @@ async fn load(
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..CONNECTIONS {
+    for _ in 0..connections() {
         let request = request.clone();
         tasks.push(tokio::spawn(async move {
             let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
@@ -149,8 +155,13 @@ fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5.0);
+    // The server's worker threads (`WEFT_BENCH_SERVER_THREADS`, default 2: the cores here).
+    let server_threads: usize = std::env::var("WEFT_BENCH_SERVER_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(2);
     let server_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(server_threads)
         .enable_all()
         .build()?;
     let client_rt = tokio::runtime::Builder::new_multi_thread()
@@ -160,7 +171,8 @@ fn main() -> anyhow::Result<()> {
     let host = Arc::new(PluginHost::new(HostOptions::default())?);
 
     println!(
-        "weft serve under load: {CONNECTIONS} keep-alive connections over loopback, {seconds} s per contender, this machine's {} cores shared by server and load generator",
+        "weft serve under load: {} keep-alive connections over loopback, {seconds} s per contender, this machine's {} cores shared by server and load generator",
+        connections(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     let mut floor_rate = None;
@@ -214,6 +226,29 @@ fn main() -> anyhow::Result<()> {
                 floor.quantile(0.99),
             ));
         }
+        // The same run without HTTP or the server: the runner alone, one run after another,
+        // on the server's runtime (what a request costs beyond the HTTP floor).
+        let in_process = {
+            let ws = Registry::open(store.db())?.workspace_for("acme-sync", None)?;
+            let runner = Runner::new(host.clone(), store.clone()).with_durability(durability);
+            let n = 2000;
+            let started = Instant::now();
+            server_rt.block_on(async {
+                for _ in 0..n {
+                    let run = runner
+                        .run(weft::runner::RunRequest {
+                            workspace: &ws,
+                            instance: "acme-sync",
+                            flow: Some("paths"),
+                            trigger: serde_json::json!({ "body": { "region": "eu" } }),
+                        })
+                        .await
+                        .expect("the run starts");
+                    assert_eq!(run.run.status, Status::Succeeded);
+                }
+            });
+            started.elapsed() / n
+        };
         let before = store.list_runs(&RunFilter::default())?.len();
         let mut sync = client_rt.block_on(load(
             addr,
@@ -263,6 +298,10 @@ fn main() -> anyhow::Result<()> {
         assert_eq!(succeeded, runs.len(), "every run succeeded");
 
         println!("\ndurability `{durability:?}`:");
+        println!(
+            "  the runner alone, in process, one run at a time: {:.1} µs per run",
+            in_process.as_secs_f64() * 1e6
+        );
         for (name, rate, p50, p99) in contenders {
             println!(
                 "  {name:<26} {rate:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   {:>5.2}× the floor's rate",
