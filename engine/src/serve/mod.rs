@@ -116,19 +116,22 @@ struct InFlight {
     idle: Notify,
 }
 
-struct InFlightGuard<'a>(&'a InFlight);
+/// One run counted in flight from before it is handed to a task until it ends, so that a
+/// shutdown between the two cannot miss it.
+struct InFlightGuard(Arc<Inner>);
 
-impl InFlight {
-    fn enter(&self) -> InFlightGuard<'_> {
-        self.count.fetch_add(1, Ordering::SeqCst);
-        InFlightGuard(self)
+impl InFlightGuard {
+    fn enter(inner: &Arc<Inner>) -> Self {
+        inner.in_flight.count.fetch_add(1, Ordering::SeqCst);
+        Self(inner.clone())
     }
 }
 
-impl Drop for InFlightGuard<'_> {
+impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify_waiters();
+        let in_flight = &self.0.in_flight;
+        if in_flight.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            in_flight.idle.notify_waiters();
         }
     }
 }
@@ -491,8 +494,9 @@ impl Server {
                 .map_err(ApiError::internal)?;
         }
         let server = self.clone();
+        let in_flight = InFlightGuard::enter(&self.inner);
         let task = async move {
-            let _in_flight = server.inner.in_flight.enter();
+            let _in_flight = in_flight;
             let _pass = ticket.wait().await;
             server.inner.runner.run_prepared(&ws, prepared).await
         };
