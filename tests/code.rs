@@ -7,15 +7,17 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 use weft::demo::{BUCKET, EXAMPLE_PATH_HELPER_MANIFEST, POKEMON};
+use weft_tests::server::TestServer;
 use weft_tests::{Output, TestEnv, one_instance_workspace, pokemon_example, repo};
 
 const SMITH: &str = "smith-rocket-avatar-sync";
 const FTL: &str = "ftl-rockets-avatar-sync";
 
 /// A JavaScript step with a mode per behaviour under test. Line numbers matter: the tests
-/// look for `misbehave.js:11:` (the throw) in the stack.
+/// look for `misbehave.js:12:` (the throw) in the stack.
 const MISBEHAVE_JS: &str = r#"// A code step that misbehaves on request.
-export async function run({ log, state }, { mode }) {
+export async function run({ log, state, http }, inputs) {
+  const { mode } = inputs;
   log.info('mode', mode);
   if (mode === 'loop') {
     while (true) {}
@@ -30,6 +32,10 @@ export async function run({ log, state }, { mode }) {
     state.set('count', count);
     return { count };
   }
+  if (mode === 'fetch') {
+    const response = http.send({ url: inputs.url, headers: { 'x-from': 'js' } });
+    return { status: response.status, hello: response.json().hello };
+  }
   return { ok: true };
 }
 "#;
@@ -40,9 +46,11 @@ version = "0.1.0"
 
 [inputs]
 mode = { type = "string", required = true }
+url = { type = "string" }
 
 [capabilities]
 state = true
+http = ["http://*:*"]
 "#;
 
 const RAISING_PY: &str = r#"# A code step that raises on request.
@@ -192,11 +200,17 @@ fn js_and_python_path_helpers_give_the_rust_ones_results_for_both_customers() {
     }
 }
 
-fn misbehave_env(component: &Path, language: &str) -> TestEnv {
+fn misbehave_env(component: &Path, language: &str, server: Option<&TestServer>) -> TestEnv {
     let env = TestEnv::new();
     let path = component.display().to_string();
     let mut ws = one_instance_workspace(&[("misbehave", &path)]);
     ws.push_str("state = true\n");
+    if let Some(server) = server {
+        ws.push_str(&format!(
+            "http = {{ allow = [\"http://127.0.0.1:{}\"], allow_loopback = true }}\n",
+            server.port()
+        ));
+    }
     let modes: &[&str] = if language == "js" {
         &["ok", "throw", "reject", "loop", "count"]
     } else {
@@ -207,6 +221,16 @@ fn misbehave_env(component: &Path, language: &str) -> TestEnv {
         integration.push_str(&format!(
             "\n[[flows]]\nname = \"{mode}\"\n[[flows.steps]]\nid = \"misbehave\"\nplugin = \"misbehave\"\ninputs = {{ mode = \"{mode}\" }}\nlimits = {{ time = \"1s\" }}\n"
         ));
+    }
+    if let Some(server) = server {
+        for (flow, url) in [
+            ("fetch", server.url("/json")),
+            ("fetch_denied", "http://203.0.113.7/".to_string()),
+        ] {
+            integration.push_str(&format!(
+                "\n[[flows]]\nname = \"{flow}\"\n[[flows.steps]]\nid = \"misbehave\"\nplugin = \"misbehave\"\ninputs = {{ mode = \"fetch\", url = \"{url}\" }}\n"
+            ));
+        }
     }
     env.workspace(&ws, &integration);
     env
@@ -225,7 +249,8 @@ fn run_flow(env: &TestEnv, flow: &str) -> Output {
 
 #[test]
 fn javascript_errors_loops_and_state() {
-    let env = misbehave_env(&built().misbehave_js, "js");
+    let server = TestServer::start();
+    let env = misbehave_env(&built().misbehave_js, "js", Some(&server));
 
     let ok = run_flow(&env, "ok");
     assert!(ok.success, "{}\n{}", ok.stdout, ok.stderr);
@@ -240,7 +265,7 @@ fn javascript_errors_loops_and_state() {
         thrown.stderr
     );
     assert!(
-        thrown.stderr.contains("run@misbehave.js:11:"),
+        thrown.stderr.contains("run@misbehave.js:12:"),
         "the stack names the line: {}",
         thrown.stderr
     );
@@ -287,6 +312,37 @@ fn javascript_errors_loops_and_state() {
         assert_eq!(step(&run, "misbehave")["logs"][0]["message"], "mode count");
     }
 
+    // HTTP through the host, within the grant; outside it, a `denied` step error.
+    let fetched = env.weft(&[
+        "run",
+        "weft.toml",
+        "--instance",
+        "acme-test",
+        "--flow",
+        "fetch",
+        "--json",
+    ]);
+    assert!(fetched.success, "{}", fetched.stderr);
+    let run: Value = serde_json::from_str(&fetched.stdout).unwrap();
+    assert_eq!(
+        step(&run, "misbehave")["output"]["json"],
+        serde_json::json!({ "status": 200, "hello": "world" })
+    );
+    assert_eq!(
+        server.seen_at("/json")[0]
+            .headers
+            .get("x-from")
+            .map(String::as_str),
+        Some("js")
+    );
+    let denied = run_flow(&env, "fetch_denied");
+    assert!(!denied.success);
+    assert!(
+        denied.stderr.contains("failed (denied)") && denied.stderr.contains("203.0.113.7"),
+        "{}",
+        denied.stderr
+    );
+
     // The failed runs are recorded with the same error.
     let list = env.weft(&[
         "runs",
@@ -299,12 +355,12 @@ fn javascript_errors_loops_and_state() {
     ]);
     assert!(list.success, "{}", list.stderr);
     let failed: Value = serde_json::from_str(&list.stdout).unwrap();
-    assert_eq!(failed.as_array().map(Vec::len), Some(3), "{failed:#}");
+    assert_eq!(failed.as_array().map(Vec::len), Some(4), "{failed:#}");
 }
 
 #[test]
 fn a_python_exception_carries_its_traceback() {
-    let env = misbehave_env(&built().raising_py, "python");
+    let env = misbehave_env(&built().raising_py, "python", None);
     let ok = run_flow(&env, "ok");
     assert!(ok.success, "{}\n{}", ok.stdout, ok.stderr);
 
