@@ -449,6 +449,13 @@ fn customers_see_only_their_own_and_admin_routes_need_an_admin() {
         b"\"mew\"",
     );
     assert_eq!(put.status, 403);
+    let unknown = served.call(
+        "PUT",
+        "/api/v1/customers/nobody/config/customerName",
+        &[("authorization", &format!("Bearer {admin}"))],
+        b"\"x\"",
+    );
+    assert_eq!((unknown.status, unknown.code()), (404, "not_found".into()));
     assert_eq!(
         served
             .get("/api/v1/instances", &admin)

@@ -60,7 +60,9 @@ def _unavailable(capability):
 def _host_error(what, error):
     value = getattr(error, "value", None)
     detail = getattr(value, "value", value)
-    tag = type(value).__name__.rsplit("_", 1)[-1].lower() if value is not None else "error"
+    # `HttpError_TooLarge` -> `too-large`, as the WIT names the case.
+    case = type(value).__name__.rsplit("_", 1)[-1] if value is not None else "Error"
+    tag = "".join("-" + c.lower() if c.isupper() else c for c in case).lstrip("-")
     kind = {"denied": "denied", "timeout": "timeout", "invalid": "invalid-input"}.get(tag, "upstream")
     retryable = tag in ("timeout", "connection", "unavailable")
     return StepError(f"{what}: {tag}: {detail}", kind=kind, retryable=retryable)

@@ -705,36 +705,39 @@ async fn delete_customer_credential(
 }
 
 /// An instance as the API shows it: secret config values redacted.
+/// The integration version instance `instance` is pinned to.
+fn pinned(
+    server: &Server,
+    instance: &crate::registry::ManagedInstance,
+) -> ApiResult<Option<crate::registry::Published>> {
+    Ok(server
+        .inner
+        .registry
+        .versions(&instance.spec.integration)
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .find(|p| p.version == instance.version))
+}
+
 fn instance_json(server: &Server, instance: &crate::registry::ManagedInstance) -> Json {
-    let secret: Vec<String> = server
-        .inner
-        .registry
-        .versions(&instance.spec.integration)
-        .ok()
-        .and_then(|v| v.into_iter().find(|p| p.version == instance.version))
-        .map(|p| {
-            p.spec
-                .config_vars
-                .iter()
-                .filter(|(_, spec)| spec.secret)
-                .map(|(name, _)| name.clone())
-                .collect()
-        })
-        .unwrap_or_default();
-    let flows: Vec<String> = server
-        .inner
-        .registry
-        .versions(&instance.spec.integration)
-        .ok()
-        .and_then(|v| v.into_iter().find(|p| p.version == instance.version))
-        .map(|p| p.spec.flows.iter().map(|f| f.name.clone()).collect())
-        .unwrap_or_default();
+    let published = pinned(server, instance).ok().flatten();
+    let secret: Vec<&String> = published
+        .iter()
+        .flat_map(|p| p.spec.config_vars.iter())
+        .filter(|(_, spec)| spec.secret)
+        .map(|(name, _)| name)
+        .collect();
+    let flows: Vec<&str> = published
+        .iter()
+        .flat_map(|p| p.spec.flows.iter())
+        .map(|f| f.name.as_str())
+        .collect();
     let config: Map<String, Json> = instance
         .spec
         .config
         .iter()
         .map(|(k, v)| {
-            let v = if secret.contains(k) {
+            let v = if secret.contains(&k) {
                 json!("[redacted]")
             } else {
                 v.clone()
@@ -788,19 +791,22 @@ fn config_value(body: &[u8]) -> ApiResult<Json> {
     })
 }
 
+/// Customer `id`, or 404.
+fn known_customer(server: &Server, id: &str) -> ApiResult<()> {
+    match server.inner.registry.customer(id) {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(ApiError::not_found(format!("no customer `{id}`"))),
+        Err(e) => Err(ApiError::internal(e)),
+    }
+}
+
+/// Sets config var `name` at `level` (whose customer or instance the caller checked exists).
 fn set_config(server: &Server, level: ConfigLevel, name: &str, value: Option<Json>) -> ApiResult {
     server
         .inner
         .registry
         .set_config(&level, name, value.clone())
-        .map_err(|e| {
-            let text = e.to_string();
-            if text.contains("no customer") || text.contains("no instance") {
-                ApiError::not_found(text)
-            } else {
-                ApiError::internal(text)
-            }
-        })?;
+        .map_err(ApiError::internal)?;
     server.invalidate();
     ok(json!({ "name": name, "set": value.is_some() }))
 }
@@ -832,6 +838,7 @@ async fn set_customer_config(
     body: axum::body::Bytes,
 ) -> ApiResult {
     server.admin(&headers)?;
+    known_customer(&server, &id)?;
     let value = config_value(&body)?;
     set_config(&server, ConfigLevel::Customer(id), &name, Some(value))
 }
@@ -842,6 +849,7 @@ async fn unset_customer_config(
     Path((id, name)): Path<(String, String)>,
 ) -> ApiResult {
     server.admin(&headers)?;
+    known_customer(&server, &id)?;
     set_config(&server, ConfigLevel::Customer(id), &name, None)
 }
 
@@ -852,14 +860,7 @@ fn check_var(
     name: &str,
     value: &Json,
 ) -> ApiResult<()> {
-    let declared = server
-        .inner
-        .registry
-        .versions(&instance.spec.integration)
-        .map_err(ApiError::internal)?
-        .into_iter()
-        .find(|p| p.version == instance.version)
-        .and_then(|p| p.spec.config_vars.get(name).cloned());
+    let declared = pinned(server, instance)?.and_then(|p| p.spec.config_vars.get(name).cloned());
     let Some(spec) = declared else {
         return Err(ApiError::bad_request(format!(
             "integration `{}` declares no config var `{name}`",
