@@ -18,7 +18,9 @@ use crate::integration::template::{Path as RefPath, RenderError, walk};
 use crate::integration::{Flow, InstanceSpec, ResolvedConfig, Workspace};
 use crate::plugin::{Plugin, PluginHost, StepCall, StepFailure};
 use crate::redact::Redactor;
-use crate::store::{Attempt, Durability, RunRecord, RunStore, RunWithSteps, Status, StepRecord};
+use crate::store::{
+    Attempt, Durability, GroupFlush, RunRecord, RunStore, RunWithSteps, Status, StepRecord,
+};
 use crate::value::{RecordedValue, Val};
 
 /// Why a run could not start at all (nothing is recorded for these).
@@ -74,6 +76,8 @@ pub struct RunRequest<'a> {
 pub struct Runner {
     host: Arc<PluginHost>,
     store: Arc<dyn RunStore>,
+    /// Flushes for many runs at once.
+    flusher: Arc<GroupFlush>,
     vault: Option<Arc<Vault>>,
     durability: Durability,
     observer: Option<StepObserver>,
@@ -125,6 +129,7 @@ impl Runner {
     pub fn new(host: Arc<PluginHost>, store: Arc<dyn RunStore>) -> Self {
         Self {
             host,
+            flusher: Arc::new(GroupFlush::new(store.clone())),
             store,
             vault: None,
             durability: Durability::default(),
@@ -432,7 +437,7 @@ impl Runner {
         run.duration_us = Some(run.duration_us.unwrap_or(0) + took);
         self.store.put_run(&run).map_err(RunError::Store)?;
         if self.durability != Durability::Background {
-            self.store.flush().map_err(RunError::Store)?;
+            self.flusher.flush().await.map_err(RunError::Store)?;
         }
         Ok(RunWithSteps { run, steps })
     }
@@ -603,7 +608,7 @@ impl Runner {
                 .commit_step(&run.id, &record, &blobs, &state_writes)
                 .map_err(RunError::Store)?;
             if self.durability == Durability::Step {
-                self.store.flush().map_err(RunError::Store)?;
+                self.flusher.flush().await.map_err(RunError::Store)?;
             }
             if let Some(observer) = &self.observer {
                 observer(run, &record);

@@ -1024,13 +1024,12 @@ async fn webhook(
             format!("the webhook body is over the {limit}-byte limit"),
         )
     })?;
-    let managed = server
-        .inner
-        .registry
+    // The instance as the cached workspace has it (the cache is dropped on every write).
+    let ws = server.workspace_for(&instance)?;
+    let spec = ws
         .instance(&instance)
-        .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::not_found(format!("no instance `{instance}`")))?;
-    if let Some(reference) = &managed.spec.webhook_secret {
+    if let Some(reference) = &spec.webhook_secret {
         check_signature(&server, reference, &headers, &body)?;
     }
 
@@ -1082,11 +1081,10 @@ async fn webhook(
         "body": body_value,
     });
 
-    let ws = server.workspace_for(&instance)?;
     let sync = wait_asked
         || ws
-            .instance(&instance)
-            .and_then(|i| ws.integrations.get(&i.integration))
+            .integrations
+            .get(&spec.integration)
             .and_then(|i| i.spec.flows.iter().find(|f| f.name == flow))
             .and_then(|f| f.webhook.as_ref())
             .is_some_and(|w| w.sync);

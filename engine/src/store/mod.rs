@@ -8,10 +8,12 @@
 //! together: after [`RunStore::commit_step`] returns (and, with [`Durability::Step`], after the
 //! flush that follows it) the step is on disk whole or not at all.
 
+mod flush;
 mod sled_store;
 
 use serde::{Deserialize, Serialize};
 
+pub use flush::GroupFlush;
 pub use sled_store::SledStore;
 
 use crate::host::log::LogLine;

@@ -184,6 +184,15 @@ impl RunStore for SledStore {
                     .map_err(failed)?;
             }
         }
+        let key = step_key(run_id, step.index);
+        let record = serde_json::to_vec(step)?;
+        if state.is_empty() {
+            // One insert is atomic by itself. (A sled batch takes a lock that stops every
+            // other reader and writer of the database while it applies, so the common case of
+            // a step that wrote no state goes without one.)
+            self.steps.insert(key, record).map_err(failed)?;
+            return Ok(());
+        }
         // The record and the state writes are one batch on one tree: sled applies it whole.
         let mut batch = sled::Batch::default();
         for write in state {
@@ -193,7 +202,7 @@ impl RunStore for SledStore {
                 None => batch.remove(key),
             }
         }
-        batch.insert(step_key(run_id, step.index), serde_json::to_vec(step)?);
+        batch.insert(key, record);
         self.steps.apply_batch(batch).map_err(failed)
     }
 
