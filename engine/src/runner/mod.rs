@@ -84,7 +84,8 @@ pub struct Runner {
 }
 
 /// Called after each step is recorded (and, with [`Durability::Step`], flushed): the
-/// acknowledgement that the step is stored.
+/// acknowledgement that the step is stored. The step that ends a run is acknowledged together
+/// with the run's final record, which one flush makes durable with it.
 pub type StepObserver = Arc<dyn Fn(&RunRecord, &StepRecord) + Send + Sync>;
 
 impl std::fmt::Debug for Runner {
@@ -380,6 +381,9 @@ impl Runner {
         }
         let redactor = Redactor::new(secrets);
         let mut steps = prior;
+        // Whether the last step's record waits for the flush of the run's final record to be
+        // made durable and acknowledged.
+        let mut deferred_ack = false;
         match (config, bound) {
             (Err(problems), _) => {
                 run.status = Status::Failed;
@@ -429,8 +433,17 @@ impl Runner {
                         &flow.name,
                     ),
                 };
-                self.run_steps(ws, flow, context, bindings, &redactor, &mut run, &mut steps)
-                    .await?;
+                self.run_steps(
+                    ws,
+                    flow,
+                    context,
+                    bindings,
+                    &redactor,
+                    &mut run,
+                    &mut steps,
+                    &mut deferred_ack,
+                )
+                .await?;
             }
         }
         let took = started.elapsed().as_micros() as u64;
@@ -438,6 +451,12 @@ impl Runner {
         self.store.put_run(&run).map_err(RunError::Store)?;
         if self.durability != Durability::Background {
             self.flusher.flush().await.map_err(RunError::Store)?;
+        }
+        if deferred_ack
+            && let Some(observer) = &self.observer
+            && let Some(last) = steps.last()
+        {
+            observer(&run, last);
         }
         Ok(RunWithSteps { run, steps })
     }
@@ -455,6 +474,7 @@ impl Runner {
         redactor: &Redactor,
         run: &mut RunRecord,
         steps: &mut Vec<StepRecord>,
+        deferred_ack: &mut bool,
     ) -> Result<(), RunError> {
         // Load every plugin first, so that a bad plugin stops the run before any step.
         let mut plugins: HashMap<&str, Arc<Plugin>> = HashMap::new();
@@ -607,11 +627,19 @@ impl Runner {
             self.store
                 .commit_step(&run.id, &record, &blobs, &state_writes)
                 .map_err(RunError::Store)?;
-            if self.durability == Durability::Step {
-                self.flusher.flush().await.map_err(RunError::Store)?;
-            }
-            if let Some(observer) = &self.observer {
-                observer(run, &record);
+            let ends_run = index + 1 == flow.steps.len()
+                || (failure.is_some() && step.on_error != OnError::Continue);
+            if ends_run {
+                // The run's own record follows at once; one flush after it covers both, and
+                // the step is acknowledged then (see `execute`).
+                *deferred_ack = true;
+            } else {
+                if self.durability == Durability::Step {
+                    self.flusher.flush().await.map_err(RunError::Store)?;
+                }
+                if let Some(observer) = &self.observer {
+                    observer(run, &record);
+                }
             }
             if record.status == Status::Succeeded {
                 last = record.output.clone();

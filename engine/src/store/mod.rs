@@ -201,8 +201,9 @@ impl RunFilter {
 /// When the store makes records durable.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Durability {
-    /// Flush after every step and at the end of the run: an acknowledged step survives a
-    /// crash of the process or the machine.
+    /// Flush after every step and at the end of the run (the last step's record is flushed
+    /// with the run's final record): an acknowledged step survives a crash of the process or
+    /// the machine. Runs in progress at once share their flushes (group commit).
     #[default]
     Step,
     /// Flush at the end of every run: a crash loses at most the steps of runs in progress,

@@ -1,8 +1,12 @@
 //! The embedded store: sled, one directory on disk.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use serde::{Deserialize, Serialize};
 
 use super::{
     Pruned, RunFilter, RunRecord, RunStore, RunWithSteps, StateScope, StateWrite, Status,
@@ -11,9 +15,9 @@ use super::{
 use crate::value::RecordedValue;
 
 /// Run records in a sled database. Trees: `runs` (run id → run), `steps` (run id, 0,
-/// big-endian step index → step; and 0xff, scope, 0, key → a step's persisted state) and
-/// `blobs` (SHA-256 → bytes of a binary value a step produced) and `running` (the ids of runs
-/// in progress).
+/// big-endian step index → step; and 0xff, scope, 0, key → a step's persisted state),
+/// `blobs` (SHA-256 → bytes of a binary value a step produced) and `running` (where to look
+/// for runs in progress after a crash: see [`Progress`]).
 #[derive(Debug, Clone)]
 pub struct SledStore {
     path: PathBuf,
@@ -22,6 +26,56 @@ pub struct SledStore {
     steps: sled::Tree,
     blobs: sled::Tree,
     running: sled::Tree,
+    progress: Arc<Mutex<Progress>>,
+}
+
+/// Where runs left `running` by a crash can be: among the ids of the last saved [`Snapshot`],
+/// or at or after its floor (run ids are time-ordered). Saving where runs are rather than
+/// indexing each run as it starts and ends keeps two writes off every run: the snapshot is
+/// written at most every [`SNAPSHOT_EVERY`], or at once when a run starts below the floor and
+/// outside the saved ids (a resumed run, or one prepared before the last snapshot).
+#[derive(Debug, Default)]
+struct Progress {
+    /// Runs this process wrote as `running` and has not yet written as ended.
+    running: BTreeSet<String>,
+    /// What the store holds, once a snapshot was saved.
+    saved: Option<Snapshot>,
+    saved_at: Option<Instant>,
+}
+
+/// How often, at most, the snapshot is saved as runs end.
+const SNAPSHOT_EVERY: Duration = Duration::from_millis(250);
+
+/// The key of the snapshot in the `running` tree. (Before snapshots, that tree held one key
+/// per run in progress; run ids do not start with `!`.)
+const SNAPSHOT_KEY: &[u8] = b"!snapshot";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Snapshot {
+    /// Every run started at or after this id may be running.
+    floor: String,
+    /// Runs started before the floor that may be running.
+    running: BTreeSet<String>,
+}
+
+impl Snapshot {
+    fn covers(&self, id: &str) -> bool {
+        id >= self.floor.as_str() || self.running.contains(id)
+    }
+}
+
+/// The smallest run id of a run started at `ms` (milliseconds since the Unix epoch): the
+/// time-ordered ids (UUIDv7) of runs started then or later sort at or after it.
+fn floor_at(ms: u64) -> String {
+    let mut bytes = [0u8; 16];
+    bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+    uuid::Uuid::from_bytes(bytes).to_string()
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl SledStore {
@@ -53,6 +107,12 @@ impl SledStore {
         let running = db
             .open_tree("running")
             .context("failed to open the `running` tree")?;
+        let saved = running
+            .get(SNAPSHOT_KEY)
+            .context("failed to read the store's list of runs in progress")?
+            .map(|bytes| serde_json::from_slice::<Snapshot>(&bytes))
+            .transpose()
+            .context("the store's list of runs in progress is damaged")?;
         Ok(Self {
             path: dir.to_path_buf(),
             db,
@@ -60,6 +120,10 @@ impl SledStore {
             steps,
             blobs,
             running,
+            progress: Arc::new(Mutex::new(Progress {
+                saved,
+                ..Progress::default()
+            })),
         })
     }
 
@@ -71,6 +135,34 @@ impl SledStore {
     /// The store's directory.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    fn lock_progress(&self) -> std::sync::MutexGuard<'_, Progress> {
+        // Every update of `Progress` is a single assignment or set operation; a panic cannot
+        // leave it half-done.
+        self.progress.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Saves where runs in progress can be: the runs this process has in progress, and a
+    /// floor below every run it may yet start (ids handed out before now were, or will be,
+    /// added to `running` before their records are written, under the same lock).
+    fn save_snapshot(&self, progress: &mut Progress) -> anyhow::Result<()> {
+        let floor = floor_at(now_ms().saturating_sub(1000));
+        let snapshot = Snapshot {
+            running: progress
+                .running
+                .iter()
+                .filter(|id| id.as_str() < floor.as_str())
+                .cloned()
+                .collect(),
+            floor,
+        };
+        self.running
+            .insert(SNAPSHOT_KEY, serde_json::to_vec(&snapshot)?)
+            .context("failed to record the list of runs in progress")?;
+        progress.saved = Some(snapshot);
+        progress.saved_at = Some(Instant::now());
+        Ok(())
     }
 }
 
@@ -145,22 +237,30 @@ impl RunStore for SledStore {
     fn put_run(&self, run: &RunRecord) -> anyhow::Result<()> {
         let bytes = serde_json::to_vec(run)?;
         let failed = || format!("failed to record run `{}`", run.id);
-        // The `running` index lists the runs in progress, so finding the ones a crash left
-        // behind does not read the whole history. It is set before the record says `running`
-        // and cleared after it says anything else: a stale entry is harmless, a missing one
-        // is not possible.
+        // The snapshot of where runs in progress can be must cover a run before its record
+        // says `running` (sled recovers writes in the order they were made), so that finding
+        // the runs a crash left behind need not read the whole history.
         if run.status == Status::Running {
-            self.running
-                .insert(run.id.as_bytes(), &[])
-                .with_context(failed)?;
+            let mut progress = self.lock_progress();
+            progress.running.insert(run.id.clone());
+            if !progress.saved.as_ref().is_some_and(|s| s.covers(&run.id)) {
+                self.save_snapshot(&mut progress).with_context(failed)?;
+            }
         }
         self.runs
             .insert(run.id.as_bytes(), bytes)
             .with_context(failed)?;
         if run.status != Status::Running {
-            self.running
-                .remove(run.id.as_bytes())
-                .with_context(failed)?;
+            let mut progress = self.lock_progress();
+            if progress.running.remove(&run.id)
+                && progress
+                    .saved_at
+                    .is_none_or(|at| at.elapsed() >= SNAPSHOT_EVERY)
+            {
+                // After the run's final record, so the snapshot that leaves it out cannot be
+                // recovered without that record.
+                self.save_snapshot(&mut progress).with_context(failed)?;
+            }
         }
         Ok(())
     }
@@ -229,19 +329,38 @@ impl RunStore for SledStore {
     }
 
     fn mark_interrupted(&self) -> anyhow::Result<Vec<RunRecord>> {
-        let mut found = Vec::new();
+        // Where runs left `running` can be: the saved snapshot's runs and everything from its
+        // floor on (none of it when no snapshot was ever saved, as no run was), the runs this
+        // process has in progress, and the one-key-per-run entries of stores written before
+        // snapshots.
+        let mut candidates = BTreeSet::new();
+        let mut legacy = Vec::new();
         for entry in self.running.iter() {
-            let (id, _) = entry?;
-            let Some(bytes) = self.runs.get(&id)? else {
-                self.running.remove(&id)?;
+            let (key, _) = entry?;
+            if key != SNAPSHOT_KEY {
+                candidates.insert(String::from_utf8_lossy(&key).into_owned());
+                legacy.push(key);
+            }
+        }
+        let saved = {
+            let progress = self.lock_progress();
+            candidates.extend(progress.running.iter().cloned());
+            progress.saved.clone()
+        };
+        if let Some(saved) = &saved {
+            candidates.extend(saved.running.iter().cloned());
+            for entry in self.runs.range(saved.floor.as_bytes()..) {
+                let (key, _) = entry?;
+                candidates.insert(String::from_utf8_lossy(&key).into_owned());
+            }
+        }
+        let mut found = Vec::new();
+        for id in candidates {
+            let Some(bytes) = self.runs.get(id.as_bytes())? else {
                 continue;
             };
-            let mut run: RunRecord = serde_json::from_slice(&bytes).with_context(|| {
-                format!(
-                    "the record of run `{}` is damaged",
-                    String::from_utf8_lossy(&id)
-                )
-            })?;
+            let mut run: RunRecord = serde_json::from_slice(&bytes)
+                .with_context(|| format!("the record of run `{id}` is damaged"))?;
             if run.status == Status::Running {
                 run.status = Status::Interrupted;
                 run.error = Some(
@@ -249,13 +368,18 @@ impl RunStore for SledStore {
                 );
                 self.put_run(&run)?;
                 found.push(run);
-            } else {
-                self.running.remove(&id)?;
             }
         }
-        if !found.is_empty() {
-            self.flush()?;
+        if found.is_empty() && legacy.is_empty() {
+            // Nothing changed: a command that only reads the store does not write to it.
+            return Ok(found);
         }
+        // A fresh snapshot, so the next open looks only at what runs after now.
+        self.save_snapshot(&mut self.lock_progress())?;
+        for key in legacy {
+            self.running.remove(key)?;
+        }
+        self.flush()?;
         Ok(found)
     }
 
@@ -341,5 +465,103 @@ impl RunStore for SledStore {
             .flush()
             .context("failed to flush the store to disk")?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::integration::ResolvedConfig;
+
+    fn run(id: &str, status: Status) -> RunRecord {
+        RunRecord {
+            id: id.to_string(),
+            instance: "acme".into(),
+            customer: "acme".into(),
+            integration: "avatars".into(),
+            integration_version: 1,
+            flow: "paths".into(),
+            status,
+            started_at_ms: 0,
+            duration_us: None,
+            config: ResolvedConfig::default(),
+            result: None,
+            error: None,
+            trigger: serde_json::Value::Null,
+            replay_of: None,
+            resumed: 0,
+        }
+    }
+
+    fn new_id() -> String {
+        uuid::Uuid::now_v7().to_string()
+    }
+
+    /// The id of a run started an hour ago (a resumed run keeps its old id).
+    fn old_id() -> String {
+        let secs = now_ms() / 1000 - 3600;
+        uuid::Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, secs, 0)).to_string()
+    }
+
+    fn interrupted_ids(store: &SledStore) -> BTreeSet<String> {
+        let found = store.mark_interrupted().unwrap();
+        for run in &found {
+            let stored = store.get_run(&run.id).unwrap().unwrap().run;
+            assert_eq!(stored.status, Status::Interrupted);
+        }
+        found.into_iter().map(|r| r.id).collect()
+    }
+
+    #[test]
+    fn runs_left_running_are_found_after_a_restart_and_only_they() {
+        let dir = tempfile::tempdir().unwrap();
+        let (left, old) = {
+            let store = SledStore::open(dir.path()).unwrap();
+            let mut left = BTreeSet::new();
+            for i in 0..400 {
+                let id = new_id();
+                store.put_run(&run(&id, Status::Running)).unwrap();
+                if i % 100 == 7 {
+                    left.insert(id);
+                } else {
+                    store.put_run(&run(&id, Status::Succeeded)).unwrap();
+                }
+                if i == 200 {
+                    // Long enough for snapshots to be saved as runs end.
+                    std::thread::sleep(SNAPSHOT_EVERY * 2);
+                }
+            }
+            // Resumed: below every floor saved so far.
+            let old = old_id();
+            store.put_run(&run(&old, Status::Running)).unwrap();
+            left.insert(old.clone());
+            store.flush().unwrap();
+            (left, old)
+        };
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(interrupted_ids(&store), left);
+        assert!(left.contains(&old));
+        // Found once; the next open finds nothing and writes nothing.
+        drop(store);
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(interrupted_ids(&store), BTreeSet::new());
+    }
+
+    #[test]
+    fn runs_indexed_one_key_each_by_earlier_versions_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = old_id();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            // What an earlier version wrote for a run in progress: an index key, then the
+            // record, and no snapshot.
+            store.running.insert(id.as_bytes(), &[]).unwrap();
+            let bytes = serde_json::to_vec(&run(&id, Status::Running)).unwrap();
+            store.runs.insert(id.as_bytes(), bytes).unwrap();
+            store.flush().unwrap();
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(interrupted_ids(&store), BTreeSet::from([id.clone()]));
+        assert!(store.running.get(id.as_bytes()).unwrap().is_none());
     }
 }
