@@ -11,7 +11,9 @@
 //!
 //! Each is run with records flushed in the background (`--durability background`) and with the
 //! default fsync after every step (`step`). After each, the store is counted: every request
-//! must have its recorded, succeeded run.
+//! must have its recorded, succeeded run. Two references without HTTP are printed beside them:
+//! the runner alone running one run after another (with its records kept, and discarded), and
+//! as many runs at once as there are connections.
 //!
 //! `cargo bench -p weft-tests --bench serve_load` (`WEFT_BENCH_SECONDS`, default 5 per contender).
 
@@ -256,6 +258,39 @@ fn main() -> anyhow::Result<()> {
         };
         let unrecorded = in_process(Arc::new(DiscardStore));
         let in_process = in_process(store.clone());
+        // And as many at once as the load has connections, still without HTTP: what the
+        // runner and the store sustain on these cores.
+        let parallel = {
+            let runner = Runner::new(host.clone(), store.clone()).with_durability(durability);
+            let ws = Arc::new(ws.clone());
+            let per_task = 500;
+            let started = Instant::now();
+            server_rt.block_on(async {
+                let tasks: Vec<_> = (0..connections())
+                    .map(|_| {
+                        let (runner, ws) = (runner.clone(), ws.clone());
+                        tokio::spawn(async move {
+                            for _ in 0..per_task {
+                                let run = runner
+                                    .run(weft::runner::RunRequest {
+                                        workspace: &ws,
+                                        instance: "acme-sync",
+                                        flow: Some("paths"),
+                                        trigger: serde_json::json!({ "body": { "region": "eu" } }),
+                                    })
+                                    .await
+                                    .expect("the run starts");
+                                assert_eq!(run.run.status, Status::Succeeded);
+                            }
+                        })
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.expect("the task ends");
+                }
+            });
+            (connections() * per_task) as f64 / started.elapsed().as_secs_f64()
+        };
         let before = store.list_runs(&RunFilter::default())?.len();
         let mut sync = client_rt.block_on(load(
             addr,
@@ -309,6 +344,10 @@ fn main() -> anyhow::Result<()> {
             "  the runner alone, in process, one run at a time: {:.1} µs per run ({:.1} µs with records discarded)",
             in_process.as_secs_f64() * 1e6,
             unrecorded.as_secs_f64() * 1e6
+        );
+        println!(
+            "  the runner alone, in process, {} runs at a time: {parallel:.0} runs/s",
+            connections()
         );
         for (name, rate, p50, p99) in contenders {
             println!(
