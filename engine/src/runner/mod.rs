@@ -130,7 +130,7 @@ impl Runner {
     pub fn new(host: Arc<PluginHost>, store: Arc<dyn RunStore>) -> Self {
         Self {
             host,
-            flusher: Arc::new(GroupFlush::new(store.clone())),
+            flusher: Arc::new(GroupFlush::new(&store)),
             store,
             vault: None,
             durability: Durability::default(),

@@ -6,7 +6,7 @@
 //! flush and awaits it; one blocking task flushes for everyone who asked before it started,
 //! then again for those who asked meanwhile, until nobody is waiting.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use tokio::sync::oneshot;
 
@@ -16,7 +16,9 @@ type Waiter = oneshot::Sender<Result<(), String>>;
 
 /// Flushes a store on behalf of many callers at once.
 pub struct GroupFlush {
-    store: Arc<dyn RunStore>,
+    /// Weak, so that the flushing task never keeps the store open (sled locks its directory
+    /// while open) after the last of its users dropped it.
+    store: Weak<dyn RunStore>,
     pending: Arc<Mutex<Pending>>,
 }
 
@@ -35,9 +37,9 @@ impl std::fmt::Debug for GroupFlush {
 
 impl GroupFlush {
     /// Flushes `store` for its callers.
-    pub fn new(store: Arc<dyn RunStore>) -> Self {
+    pub fn new(store: &Arc<dyn RunStore>) -> Self {
         Self {
-            store,
+            store: Arc::downgrade(store),
             pending: Arc::default(),
         }
     }
@@ -54,7 +56,7 @@ impl GroupFlush {
         if start {
             let store = self.store.clone();
             let pending = self.pending.clone();
-            tokio::task::spawn_blocking(move || flush_while_waited_for(&*store, &pending));
+            tokio::task::spawn_blocking(move || flush_while_waited_for(&store, &pending));
         }
         match wait.await {
             Ok(result) => result.map_err(anyhow::Error::msg),
@@ -75,7 +77,7 @@ fn lock(pending: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
     pending.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn flush_while_waited_for(store: &dyn RunStore, pending: &Mutex<Pending>) {
+fn flush_while_waited_for(store: &Weak<dyn RunStore>, pending: &Mutex<Pending>) {
     loop {
         let waiters = {
             let mut pending = lock(pending);
@@ -85,8 +87,12 @@ fn flush_while_waited_for(store: &dyn RunStore, pending: &Mutex<Pending>) {
             }
             std::mem::take(&mut pending.waiters)
         };
-        // Everyone in `waiters` wrote before asking, so this flush covers their writes.
-        let result = store.flush().map_err(|e| format!("{e:#}"));
+        // Everyone in `waiters` wrote before asking, so this flush covers their writes. They
+        // hold the store while they wait, so it is still there.
+        let result = match store.upgrade() {
+            Some(store) => store.flush().map_err(|e| format!("{e:#}")),
+            None => Err("the store was closed before it was flushed".to_string()),
+        };
         for waiter in waiters {
             // A caller that stopped waiting (its task was cancelled) needs no answer.
             let _ = waiter.send(result.clone());
@@ -136,7 +142,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn many_callers_share_few_flushes() {
         let store = Arc::new(SlowStore::default());
-        let group = Arc::new(GroupFlush::new(store.clone()));
+        let dyn_store: Arc<dyn RunStore> = store.clone();
+        let group = Arc::new(GroupFlush::new(&dyn_store));
         let callers: Vec<_> = (0..64)
             .map(|_| {
                 let group = group.clone();
