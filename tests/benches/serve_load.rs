@@ -149,6 +149,20 @@ async fn load(
     }
 }
 
+/// One run of the webhook's flow through the runner alone, as a request would start it.
+async fn one_run(runner: &Runner, ws: &Workspace) {
+    let run = runner
+        .run(weft::runner::RunRequest {
+            workspace: ws,
+            instance: "acme-sync",
+            flow: Some("paths"),
+            trigger: serde_json::json!({ "body": { "region": "eu" } }),
+        })
+        .await
+        .expect("the run starts");
+    assert_eq!(run.run.status, Status::Succeeded);
+}
+
 fn request(path: &str) -> Vec<u8> {
     format!(
         "POST {path} HTTP/1.1\r\nhost: weft\r\ncontent-type: application/json\r\ncontent-length: 15\r\n\r\n{{\"region\":\"eu\"}}"
@@ -242,16 +256,7 @@ fn main() -> anyhow::Result<()> {
             let started = Instant::now();
             server_rt.block_on(async {
                 for _ in 0..n {
-                    let run = runner
-                        .run(weft::runner::RunRequest {
-                            workspace: &ws,
-                            instance: "acme-sync",
-                            flow: Some("paths"),
-                            trigger: serde_json::json!({ "body": { "region": "eu" } }),
-                        })
-                        .await
-                        .expect("the run starts");
-                    assert_eq!(run.run.status, Status::Succeeded);
+                    one_run(&runner, &ws).await;
                 }
             });
             started.elapsed() / n
@@ -271,16 +276,7 @@ fn main() -> anyhow::Result<()> {
                         let (runner, ws) = (runner.clone(), ws.clone());
                         tokio::spawn(async move {
                             for _ in 0..per_task {
-                                let run = runner
-                                    .run(weft::runner::RunRequest {
-                                        workspace: &ws,
-                                        instance: "acme-sync",
-                                        flow: Some("paths"),
-                                        trigger: serde_json::json!({ "body": { "region": "eu" } }),
-                                    })
-                                    .await
-                                    .expect("the run starts");
-                                assert_eq!(run.run.status, Status::Succeeded);
+                                one_run(&runner, &ws).await;
                             }
                         })
                     })
