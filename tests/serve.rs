@@ -792,6 +792,104 @@ fn stopping_lets_runs_in_flight_finish_or_records_them_interrupted() {
     assert!(resumed.success, "{}\n{}", resumed.stdout, resumed.stderr);
 }
 
+/// The runs of flow `flow` the API lists with `status`.
+fn runs_with(served: &Served, flow: &str, status: &str) -> Vec<Value> {
+    let reply = served.get(
+        &format!("/api/v1/runs?flow={flow}&status={status}"),
+        &admin_token(),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    reply.json().as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn a_sync_run_is_seen_running_while_it_goes_on_and_recorded_interrupted_if_cut_short() {
+    let server = TestServer::start();
+    let env = env(&server, "");
+    let mut served = serve(&env, &["--grace", "0"]);
+    // A sync run of 400 ms writes its record only when it needs to (a run that ends sooner is
+    // written once, whole): after a short while it is listed as running, with its config.
+    let addr = served.addr.clone();
+    let waiting = std::thread::spawn(move || {
+        weft_tests::serve::request(
+            &addr,
+            "POST",
+            "/webhooks/globex-sync/slow?wait=true",
+            &[],
+            b"",
+        )
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let running = loop {
+        let running = runs_with(&served, "slow", "running");
+        if !running.is_empty() || Instant::now() > deadline {
+            break running;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        running.len(),
+        1,
+        "the run in progress is listed: {running:#?}"
+    );
+    assert_eq!(running[0]["config"]["customerName"]["value"], "Globex");
+    let reply = waiting.join().expect("the sync call returns");
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let id = reply
+        .header("x-weft-run-id")
+        .expect("the run id")
+        .to_string();
+    assert_eq!(id, running[0]["id"], "the same run");
+    let run = served
+        .get(&format!("/api/v1/runs/{id}"), &admin_token())
+        .json();
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(run["steps"].as_array().map(Vec::len), Some(1), "{run:#}");
+    assert_eq!(run["steps"][0]["id"], "wait");
+    assert_eq!(run["steps"][0]["status"], "succeeded");
+
+    // A short sync run (one Path Helper step) is written once, whole, and reads the same.
+    let reply = served.call("POST", "/webhooks/globex-sync/reply", &[], b"");
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let id = reply
+        .header("x-weft-run-id")
+        .expect("the run id")
+        .to_string();
+    let run = served
+        .get(&format!("/api/v1/runs/{id}"), &admin_token())
+        .json();
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(run["steps"][0]["id"], "path_helper", "{run:#}");
+    assert_eq!(run["steps"][0]["output"], run["result"], "{run:#}");
+
+    // A sync run stopped (no grace) before it needed to write anything is found at the stop
+    // and recorded as interrupted, like any run in flight.
+    let mut stream = std::net::TcpStream::connect(&served.addr).unwrap();
+    std::io::Write::write_all(
+        &mut stream,
+        b"POST /webhooks/globex-sync/slow?wait=true HTTP/1.1\r\nhost: weft\r\ncontent-length: 0\r\n\r\n",
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(40));
+    served.stop();
+    let list = env.weft(&[
+        "runs",
+        "list",
+        "--workspace",
+        "weft.toml",
+        "--flow",
+        "slow",
+        "--status",
+        "interrupted",
+        "--json",
+    ]);
+    assert!(list.success, "{}", list.stderr);
+    let interrupted: Vec<Value> = serde_json::from_str(&list.stdout).unwrap();
+    assert_eq!(interrupted.len(), 1, "{interrupted:#?}");
+    assert_eq!(interrupted[0]["instance"], "globex-sync");
+    drop(stream);
+}
+
 #[test]
 fn the_openapi_document_lists_every_route() {
     let server = TestServer::start();

@@ -15,7 +15,13 @@
 //! the runner alone running one run after another (with its records kept, and discarded), and
 //! as many runs at once as there are connections.
 //!
-//! `cargo bench -p weft-tests --bench serve_load` (`WEFT_BENCH_SECONDS`, default 5 per contender).
+//! Then, when `wrk` is installed (`apt-get install wrk`) and the release binary is built
+//! (`cargo build --release -p weft`), the same three contenders against the real `weft serve`
+//! process, loaded by `wrk -t1 -c16` (the floor there is `GET /health`); after each, the server
+//! is stopped and its store counted the same way.
+//!
+//! `cargo bench -p weft-tests --bench serve_load` (`WEFT_BENCH_SECONDS`, default 5 per contender;
+//! `WEFT_BENCH_ONLY` and `WEFT_BENCH_DURABILITY` pick contenders, see below).
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -170,6 +176,25 @@ fn request(path: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// Whether contender `name` runs: all of them unless `WEFT_BENCH_ONLY` lists some
+/// (comma-separated: `floor`, `alone`, `parallel`, `sync`, `async`, and `wrk` for the real
+/// process), for profiling one alone.
+fn selected(name: &str) -> bool {
+    std::env::var("WEFT_BENCH_ONLY")
+        .map(|only| only.split(',').any(|n| n.trim() == name))
+        .unwrap_or(true)
+}
+
+/// The durabilities measured: both unless `WEFT_BENCH_DURABILITY` names one.
+fn durabilities() -> Vec<Durability> {
+    match std::env::var("WEFT_BENCH_DURABILITY").as_deref() {
+        Ok("background") => vec![Durability::Background],
+        Ok("step") => vec![Durability::Step],
+        Ok("run") => vec![Durability::Run],
+        _ => vec![Durability::Background, Durability::Step],
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let seconds: f64 = std::env::var("WEFT_BENCH_SECONDS")
         .ok()
@@ -196,7 +221,10 @@ fn main() -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     let mut floor_rate = None;
-    for durability in [Durability::Background, Durability::Step] {
+    let in_process = ["floor", "alone", "parallel", "sync", "async"]
+        .into_iter()
+        .any(selected);
+    for durability in durabilities().into_iter().filter(|_| in_process) {
         let dir = tempfile::tempdir()?;
         std::fs::write(dir.path().join("weft.toml"), WORKSPACE)?;
         std::fs::write(dir.path().join("integration.toml"), INTEGRATION)?;
@@ -235,7 +263,7 @@ fn main() -> anyhow::Result<()> {
         ));
 
         let mut contenders = Vec::new();
-        if floor_rate.is_none() {
+        if floor_rate.is_none() && selected("floor") {
             let mut floor =
                 client_rt.block_on(load(addr, request("/floor"), "HTTP/1.1 200", seconds));
             floor_rate = Some(floor.rate());
@@ -246,26 +274,34 @@ fn main() -> anyhow::Result<()> {
                 floor.quantile(0.99),
             ));
         }
+        println!("\ndurability `{durability:?}`:");
         // The same run without HTTP or the server: the runner alone, one run after another,
         // on the server's runtime (what a request costs beyond the HTTP floor), with its
         // records kept in this store and, for comparison, discarded.
         let ws = Registry::open(store.db())?.workspace_for("acme-sync", None)?;
-        let in_process = |store: Arc<dyn RunStore>| {
-            let runner = Runner::new(host.clone(), store).with_durability(durability);
-            let n = 2000;
-            let started = Instant::now();
-            server_rt.block_on(async {
-                for _ in 0..n {
-                    one_run(&runner, &ws).await;
-                }
-            });
-            started.elapsed() / n
-        };
-        let unrecorded = in_process(Arc::new(DiscardStore));
-        let in_process = in_process(store.clone());
+        if selected("alone") {
+            let in_process = |store: Arc<dyn RunStore>| {
+                let runner = Runner::new(host.clone(), store).with_durability(durability);
+                let n = 2000;
+                let started = Instant::now();
+                server_rt.block_on(async {
+                    for _ in 0..n {
+                        one_run(&runner, &ws).await;
+                    }
+                });
+                started.elapsed() / n
+            };
+            let unrecorded = in_process(Arc::new(DiscardStore));
+            let in_process = in_process(store.clone());
+            println!(
+                "  the runner alone, in process, one run at a time: {:.1} µs per run ({:.1} µs with records discarded)",
+                in_process.as_secs_f64() * 1e6,
+                unrecorded.as_secs_f64() * 1e6
+            );
+        }
         // And as many at once as the load has connections, still without HTTP: what the
         // runner and the store sustain on these cores.
-        let parallel = {
+        if selected("parallel") {
             let runner = Runner::new(host.clone(), store.clone()).with_durability(durability);
             let ws = Arc::new(ws.clone());
             let per_task = 500;
@@ -285,42 +321,55 @@ fn main() -> anyhow::Result<()> {
                     task.await.expect("the task ends");
                 }
             });
-            (connections() * per_task) as f64 / started.elapsed().as_secs_f64()
-        };
+            let parallel = (connections() * per_task) as f64 / started.elapsed().as_secs_f64();
+            println!(
+                "  the runner alone, in process, {} runs at a time: {parallel:.0} runs/s",
+                connections()
+            );
+        }
         let before = store.list_runs(&RunFilter::default())?.len();
-        let mut sync = client_rt.block_on(load(
-            addr,
-            request("/webhooks/acme-sync/paths?wait=true"),
-            "HTTP/1.1 200",
-            seconds,
-        ));
-        contenders.push((
-            "sync webhook",
-            sync.rate(),
-            sync.quantile(0.5),
-            sync.quantile(0.99),
-        ));
-        let mut asynchronous = client_rt.block_on(load(
-            addr,
-            request("/webhooks/acme-sync/paths"),
-            "HTTP/1.1 202",
-            seconds,
-        ));
-        // Every accepted run ends and is recorded.
-        let drained = Instant::now();
-        server_rt.block_on(async {
-            while server.in_flight() > 0 {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        });
-        let drain = drained.elapsed();
-        let total = asynchronous.requests as f64 / (asynchronous.elapsed + drain).as_secs_f64();
-        contenders.push((
-            "async webhook (accepted)",
-            asynchronous.rate(),
-            asynchronous.quantile(0.5),
-            asynchronous.quantile(0.99),
-        ));
+        let mut requests = 0;
+        if selected("sync") {
+            let mut sync = client_rt.block_on(load(
+                addr,
+                request("/webhooks/acme-sync/paths?wait=true"),
+                "HTTP/1.1 200",
+                seconds,
+            ));
+            requests += sync.requests;
+            contenders.push((
+                "sync webhook",
+                sync.rate(),
+                sync.quantile(0.5),
+                sync.quantile(0.99),
+            ));
+        }
+        let mut drained = None;
+        if selected("async") {
+            let mut asynchronous = client_rt.block_on(load(
+                addr,
+                request("/webhooks/acme-sync/paths"),
+                "HTTP/1.1 202",
+                seconds,
+            ));
+            requests += asynchronous.requests;
+            // Every accepted run ends and is recorded.
+            let started = Instant::now();
+            server_rt.block_on(async {
+                while server.in_flight() > 0 {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            });
+            let drain = started.elapsed();
+            let total = asynchronous.requests as f64 / (asynchronous.elapsed + drain).as_secs_f64();
+            drained = Some((total, asynchronous.requests, drain));
+            contenders.push((
+                "async webhook (accepted)",
+                asynchronous.rate(),
+                asynchronous.quantile(0.5),
+                asynchronous.quantile(0.99),
+            ));
+        }
         store.flush()?;
         let runs = store.list_runs(&RunFilter::default())?;
         let recorded = runs.len() - before;
@@ -328,23 +377,9 @@ fn main() -> anyhow::Result<()> {
             .iter()
             .filter(|r| r.status == Status::Succeeded)
             .count();
-        assert_eq!(
-            recorded,
-            sync.requests + asynchronous.requests,
-            "every request has its recorded run"
-        );
+        assert_eq!(recorded, requests, "every request has its recorded run");
         assert_eq!(succeeded, runs.len(), "every run succeeded");
 
-        println!("\ndurability `{durability:?}`:");
-        println!(
-            "  the runner alone, in process, one run at a time: {:.1} µs per run ({:.1} µs with records discarded)",
-            in_process.as_secs_f64() * 1e6,
-            unrecorded.as_secs_f64() * 1e6
-        );
-        println!(
-            "  the runner alone, in process, {} runs at a time: {parallel:.0} runs/s",
-            connections()
-        );
         for (name, rate, p50, p99) in contenders {
             println!(
                 "  {name:<26} {rate:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   {:>5.2}× the floor's rate",
@@ -353,13 +388,186 @@ fn main() -> anyhow::Result<()> {
                 rate / floor_rate.unwrap_or(rate)
             );
         }
-        println!(
-            "  async runs completed incl. draining the backlog: {total:.0} runs/s ({} runs, drained in {:.2} s)",
-            asynchronous.requests,
-            drain.as_secs_f64()
-        );
+        if let Some((total, runs, drain)) = drained {
+            println!(
+                "  async runs completed incl. draining the backlog: {total:.0} runs/s ({runs} runs, drained in {:.2} s)",
+                drain.as_secs_f64()
+            );
+        }
         println!("  recorded: {recorded} runs, all succeeded");
         let _ = std::io::stdout().flush();
+    }
+    if selected("wrk") {
+        with_wrk(seconds)?;
+    }
+    Ok(())
+}
+
+/// What `wrk` measured.
+struct WrkOutcome {
+    requests: u64,
+    rate: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// Runs `wrk -t1 -c16 --latency` for `seconds` at `url` with `method` (and the JSON body of
+/// the other contenders for a POST).
+fn wrk(url: &str, method: &str, seconds: f64) -> anyhow::Result<WrkOutcome> {
+    let script = tempfile::NamedTempFile::new()?;
+    std::fs::write(
+        script.path(),
+        format!(
+            "wrk.method = \"{method}\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n{}",
+            if method == "POST" {
+                "wrk.body = '{\"region\":\"eu\"}'\n"
+            } else {
+                ""
+            }
+        ),
+    )?;
+    let out = std::process::Command::new("wrk")
+        .args(["-t1", &format!("-c{}", connections()), "--latency"])
+        .arg(format!("-d{}s", seconds.ceil() as u64))
+        .arg("-s")
+        .arg(script.path())
+        .arg(url)
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    anyhow::ensure!(
+        out.status.success(),
+        "wrk failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    anyhow::ensure!(
+        !text.contains("Non-2xx") && !text.contains("Socket errors"),
+        "wrk saw failed requests:\n{text}"
+    );
+    let field = |prefix: &str| -> Option<&str> {
+        text.lines()
+            .map(str::trim)
+            .find_map(|l| l.strip_prefix(prefix))
+            .map(str::trim)
+    };
+    // wrk prints latencies as `1.23ms`, `456.00us` or `1.02s`.
+    let millis = |v: &str| -> Option<f64> {
+        let (n, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic())?);
+        let n: f64 = n.parse().ok()?;
+        Some(match unit {
+            "us" => n / 1e3,
+            "ms" => n,
+            "s" => n * 1e3,
+            _ => return None,
+        })
+    };
+    let parsed = (|| {
+        Some(WrkOutcome {
+            requests: text
+                .lines()
+                .find(|l| l.contains("requests in"))?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()?,
+            rate: field("Requests/sec:")?.parse().ok()?,
+            p50_ms: millis(field("50%")?)?,
+            p99_ms: millis(field("99%")?)?,
+        })
+    })();
+    parsed.ok_or_else(|| anyhow::anyhow!("could not read wrk's output:\n{text}"))
+}
+
+/// The contenders against the real `weft serve` process, loaded by `wrk`.
+fn with_wrk(seconds: f64) -> anyhow::Result<()> {
+    let bin = std::env::current_exe()?
+        .parent()
+        .and_then(std::path::Path::parent)
+        .map(|dir| dir.join("weft"))
+        .filter(|bin| bin.is_file());
+    let has_wrk = std::process::Command::new("wrk")
+        .arg("--version")
+        .output()
+        .is_ok();
+    if bin.is_none() || !has_wrk {
+        println!(
+            "\n(the `weft serve` process under wrk is skipped: it needs `wrk` on PATH (apt-get install wrk) and `cargo build --release -p weft`)"
+        );
+        return Ok(());
+    }
+    println!(
+        "\nthe real `weft serve` process, loaded by wrk -t1 -c{} over loopback:",
+        connections()
+    );
+    let mut floor_rate = None;
+    for durability in durabilities() {
+        let name = format!("{durability:?}").to_lowercase();
+        println!("  durability `{name}`:");
+        for (contender, path, method) in [
+            ("HTTP floor (GET /health)", "/health", "GET"),
+            (
+                "sync webhook",
+                "/webhooks/acme-sync/paths?wait=true",
+                "POST",
+            ),
+            (
+                "async webhook (accepted)",
+                "/webhooks/acme-sync/paths",
+                "POST",
+            ),
+        ] {
+            if path == "/health" && floor_rate.is_some() {
+                continue;
+            }
+            let dir = tempfile::tempdir()?;
+            std::fs::write(dir.path().join("weft.toml"), WORKSPACE)?;
+            std::fs::write(dir.path().join("integration.toml"), INTEGRATION)?;
+            let mut served =
+                weft_tests::serve::Served::start(dir.path(), &["--durability", &name], &[]);
+            let url = format!("http://{}{path}", served.addr);
+            // Warm-up: the plugin compiled and the pool filled.
+            wrk(
+                &format!("http://{}/webhooks/acme-sync/paths?wait=true", served.addr),
+                "POST",
+                1.0,
+            )?;
+            let outcome = wrk(&url, method, seconds)?;
+            // A graceful stop lets every accepted run finish; then the store is counted.
+            let stopped = served.stop();
+            anyhow::ensure!(
+                stopped.is_some_and(|s| s.success()),
+                "weft serve did not stop cleanly"
+            );
+            let store = SledStore::open(&dir.path().join(".weft"))?;
+            let runs = store.list_runs(&RunFilter::default())?;
+            let succeeded = runs
+                .iter()
+                .filter(|r| r.status == Status::Succeeded)
+                .count();
+            anyhow::ensure!(succeeded == runs.len(), "every run succeeded");
+            if path != "/health" {
+                // wrk counts the answers it read; runs in flight when it stopped end too.
+                let recorded = runs.len() as u64;
+                anyhow::ensure!(
+                    recorded >= outcome.requests,
+                    "{recorded} runs recorded for {} requests",
+                    outcome.requests
+                );
+            }
+            let floor = *floor_rate.get_or_insert(outcome.rate);
+            let recorded = if path == "/health" {
+                String::new()
+            } else {
+                format!("   {} runs recorded, all succeeded", runs.len())
+            };
+            println!(
+                "    {contender:<26} {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   {:>5.2}× the floor's rate{recorded}",
+                outcome.rate,
+                outcome.p50_ms,
+                outcome.p99_ms,
+                outcome.rate / floor,
+            );
+            let _ = std::io::stdout().flush();
+        }
     }
     Ok(())
 }

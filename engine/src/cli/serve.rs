@@ -143,20 +143,36 @@ pub fn main(args: Args, store: Option<&Path>) -> anyhow::Result<ExitCode> {
         );
         let _ = std::io::Write::flush(&mut std::io::stdout());
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut stopping = stop_rx.clone();
         let scheduler = tokio::spawn(schedule::run(server.clone(), schedules, stop_rx));
-        axum::serve(listener, server.router())
-            .with_graceful_shutdown(async move {
+        let signalled = Arc::new(std::sync::OnceLock::new());
+        let serving = axum::serve(listener, server.router()).with_graceful_shutdown({
+            let signalled = signalled.clone();
+            async move {
                 shutdown_signal().await;
+                let _ = signalled.set(tokio::time::Instant::now());
                 let _ = stop_tx.send(true);
-            })
-            .await
-            .context("the server stopped")?;
+            }
+        });
+        // After the signal, requests still open (sync webhooks waiting for their runs) get
+        // `--grace` too; past it the server stops waiting for them, and their runs are
+        // recorded as interrupted below like any other run in flight.
+        let grace = args.grace;
+        tokio::select! {
+            served = serving => served.context("the server stopped")?,
+            () = async {
+                let _ = stopping.wait_for(|stop| *stop).await;
+                tokio::time::sleep(grace).await;
+            } => {}
+        }
         let _ = scheduler.await;
         let waiting = server.in_flight();
         if waiting > 0 {
             println!("Stopping: waiting up to {:?} for {waiting} run(s) in flight", args.grace);
         }
-        let interrupted = server.drain().await?;
+        // `--grace` counts from the signal, for open requests and runs in flight together.
+        let deadline = signalled.get().map_or_else(tokio::time::Instant::now, |at| *at) + grace;
+        let interrupted = server.drain_until(deadline).await?;
         if interrupted > 0 {
             println!("Stopped; {interrupted} run(s) recorded as interrupted (`weft runs resume RUN_ID` continues one)");
         } else {

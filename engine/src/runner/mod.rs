@@ -1,4 +1,13 @@
 //! Running a flow: resolve config, load plugins, render each step's inputs, execute, record.
+//!
+//! When records are written: a step's record is written when the step ends if it must be
+//! acknowledged before the run ends (`--durability step`, or a step observer), if it wrote
+//! state, or if the run's records are already being written as it goes; otherwise it is kept
+//! until the run ends. The run's start record is written before its first step record, or by
+//! [`starts`] once the run has gone on for a while. A run with nothing written when it ends is
+//! written once, whole, with its steps ([`RunStore::put_whole_run`]).
+
+mod starts;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,6 +31,7 @@ use crate::store::{
     Attempt, Durability, GroupFlush, RunRecord, RunStore, RunWithSteps, Status, StepRecord,
 };
 use crate::value::{RecordedValue, Val};
+use starts::{StartRecords, Started};
 
 /// Why a run could not start at all (nothing is recorded for these).
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +88,8 @@ pub struct Runner {
     store: Arc<dyn RunStore>,
     /// Flushes for many runs at once.
     flusher: Arc<GroupFlush>,
+    /// Runs in progress whose start records are written only when needed.
+    starts: Arc<StartRecords>,
     vault: Option<Arc<Vault>>,
     durability: Durability,
     observer: Option<StepObserver>,
@@ -131,6 +143,7 @@ impl Runner {
         Self {
             host,
             flusher: Arc::new(GroupFlush::new(&store)),
+            starts: StartRecords::new(&store),
             store,
             vault: None,
             durability: Durability::default(),
@@ -159,6 +172,12 @@ impl Runner {
     /// The store runs are recorded in.
     pub fn store(&self) -> &Arc<dyn RunStore> {
         &self.store
+    }
+
+    /// Writes the start record of every run in progress that has none yet, so that the store
+    /// can find them all (before a shutdown records the runs still in flight as interrupted).
+    pub fn record_runs_in_progress(&self) -> anyhow::Result<()> {
+        self.starts.write_all()
     }
 
     /// Runs a flow of an instance to the end, recording the run and each step as it goes.
@@ -359,6 +378,9 @@ impl Runner {
         let (instance, flow) = self.locate(ws, &run.instance, Some(&run.flow))?;
         let customer = ws.customer(&instance.customer);
         let started = Instant::now();
+        // Flushes wait briefly for the runs in progress, to cover more of them at once.
+        let _in_progress =
+            (self.durability != Durability::Background).then(|| self.flusher.enter());
 
         let config = ws.resolve_config(instance).map(|mut config| {
             if let Some(snapshot) = snapshot {
@@ -380,10 +402,13 @@ impl Runner {
             secrets.extend(bound.values().flat_map(|c| c.secrets()));
         }
         let redactor = Redactor::new(secrets);
+        let mut recording = Recording {
+            started: None,
+            // A resumed run's earlier steps are in the store already.
+            written_steps: prior.len(),
+            deferred_ack: false,
+        };
         let mut steps = prior;
-        // Whether the last step's record waits for the flush of the run's final record to be
-        // made durable and acknowledged.
-        let mut deferred_ack = false;
         match (config, bound) {
             (Err(problems), _) => {
                 run.status = Status::Failed;
@@ -402,7 +427,7 @@ impl Runner {
             }
             (Ok(config), Ok(credentials)) => {
                 run.config = redact_config(&config, &redactor);
-                self.store.put_run(&run).map_err(RunError::Store)?;
+                recording.started = Some(self.starts.begin(&run));
                 let context = Context {
                     config: config.to_json(),
                     trigger: run.trigger.clone(),
@@ -417,11 +442,12 @@ impl Runner {
                     .iter()
                     .map(|(k, v)| (k.clone(), v.as_text()))
                     .collect();
-                let template_context = Arc::new(json!({
-                    "config": context.config,
-                    "customer": context.customer,
-                    "instance": context.instance,
-                }));
+                // Cloned values, not `json!`, which would copy them by serializing each one.
+                let template_context = Arc::new(Json::Object(serde_json::Map::from_iter([
+                    ("config".to_string(), context.config.clone()),
+                    ("customer".to_string(), context.customer.clone()),
+                    ("instance".to_string(), context.instance.clone()),
+                ])));
                 let bindings = Bindings {
                     vars,
                     credentials,
@@ -441,18 +467,32 @@ impl Runner {
                     &redactor,
                     &mut run,
                     &mut steps,
-                    &mut deferred_ack,
+                    &mut recording,
                 )
                 .await?;
             }
         }
         let took = started.elapsed().as_micros() as u64;
         run.duration_us = Some(run.duration_us.unwrap_or(0) + took);
-        self.store.put_run(&run).map_err(RunError::Store)?;
+        if let Some(started) = recording.started.take() {
+            started.end();
+        }
+        if recording.written_steps == 0 {
+            self.store
+                .put_whole_run(&run, &steps)
+                .map_err(RunError::Store)?;
+        } else {
+            for step in &steps[recording.written_steps..] {
+                self.store
+                    .put_step(&run.id, step)
+                    .map_err(RunError::Store)?;
+            }
+            self.store.put_run(&run).map_err(RunError::Store)?;
+        }
         if self.durability != Durability::Background {
             self.flusher.flush().await.map_err(RunError::Store)?;
         }
-        if deferred_ack
+        if recording.deferred_ack
             && let Some(observer) = &self.observer
             && let Some(last) = steps.last()
         {
@@ -474,7 +514,7 @@ impl Runner {
         redactor: &Redactor,
         run: &mut RunRecord,
         steps: &mut Vec<StepRecord>,
-        deferred_ack: &mut bool,
+        recording: &mut Recording,
     ) -> Result<(), RunError> {
         // Load every plugin first, so that a bad plugin stops the run before any step.
         let mut plugins: HashMap<&str, Arc<Plugin>> = HashMap::new();
@@ -624,16 +664,39 @@ impl Runner {
             };
             record.duration_us = started.elapsed().as_micros() as u64;
             record.error = failure.as_ref().map(|m| redactor.text(m));
-            self.store
-                .commit_step(&run.id, &record, &blobs, &state_writes)
-                .map_err(RunError::Store)?;
             let ends_run = index + 1 == flow.steps.len()
                 || (failure.is_some() && step.on_error != OnError::Continue);
+            // Acknowledged now rather than with the run's final record.
+            let acknowledged =
+                !ends_run && (self.durability == Durability::Step || self.observer.is_some());
+            let write_now = acknowledged
+                || !state_writes.is_empty()
+                || recording.written_steps > 0
+                || recording.started.as_ref().is_some_and(Started::written);
+            if write_now {
+                // The run's record goes first, then any steps kept until now, then this one.
+                if let Some(started) = &recording.started {
+                    started.write(&*self.store).map_err(RunError::Store)?;
+                }
+                for kept in &steps[recording.written_steps..] {
+                    self.store
+                        .put_step(&run.id, kept)
+                        .map_err(RunError::Store)?;
+                }
+                self.store
+                    .commit_step(&run.id, &record, &blobs, &state_writes)
+                    .map_err(RunError::Store)?;
+                recording.written_steps = steps.len() + 1;
+            } else {
+                // Kept until the run ends; its binary values can go now (they are keyed by
+                // their content, so an unreferenced one costs only space until pruned).
+                self.store.put_blobs(&blobs).map_err(RunError::Store)?;
+            }
             if ends_run {
                 // The run's own record follows at once; one flush after it covers both, and
                 // the step is acknowledged then (see `execute`).
-                *deferred_ack = true;
-            } else {
+                recording.deferred_ack = true;
+            } else if acknowledged {
                 if self.durability == Durability::Step {
                     self.flusher.flush().await.map_err(RunError::Store)?;
                 }
@@ -704,6 +767,17 @@ impl Runner {
             concurrency: ws.plugin_concurrency(&step.plugin),
         }
     }
+}
+
+/// How far a run's records have been written.
+struct Recording {
+    /// The run's start record, once its steps are about to run.
+    started: Option<Started>,
+    /// How many of the run's steps are in the store.
+    written_steps: usize,
+    /// Whether the last step's record waits for the flush of the run's final record to be
+    /// made durable and acknowledged.
+    deferred_ack: bool,
 }
 
 /// What a run's steps are given besides their inputs.

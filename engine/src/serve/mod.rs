@@ -283,8 +283,13 @@ impl Server {
     /// the ones still running as interrupted (`weft runs resume` continues them). Returns how
     /// many were interrupted.
     pub async fn drain(&self) -> anyhow::Result<usize> {
+        self.drain_until(tokio::time::Instant::now() + self.inner.options.grace)
+            .await
+    }
+
+    /// As [`Server::drain`], waiting until `deadline` rather than for the grace period.
+    pub async fn drain_until(&self, deadline: tokio::time::Instant) -> anyhow::Result<usize> {
         let in_flight = &self.inner.in_flight;
-        let deadline = tokio::time::Instant::now() + self.inner.options.grace;
         loop {
             let idle = in_flight.idle.notified();
             if in_flight.count.load(Ordering::SeqCst) == 0 {
@@ -294,6 +299,9 @@ impl Server {
                 break;
             }
         }
+        // Runs that have not written their start records yet (they are written lazily) write
+        // them now, so that they are found and recorded as interrupted.
+        self.inner.runner.record_runs_in_progress()?;
         let interrupted = self.inner.store.mark_interrupted()?;
         self.inner.store.flush()?;
         Ok(interrupted.len())
@@ -500,11 +508,16 @@ impl Server {
             let _pass = ticket.wait().await;
             server.inner.runner.run_prepared(&ws, prepared).await
         };
+        // A task of its own, so that a caller who stops waiting (a sync webhook's client that
+        // hangs up) does not cancel the run half-way: it goes on and is recorded.
+        let task = tokio::spawn(task);
         if wait {
-            let run = task.await.map_err(run_error)?;
+            let run = task
+                .await
+                .map_err(|e| ApiError::internal(format!("the run's task failed: {e}")))?
+                .map_err(run_error)?;
             Ok(Started::Finished(Box::new(run), spec))
         } else {
-            tokio::spawn(task);
             Ok(Started::Accepted(id))
         }
     }

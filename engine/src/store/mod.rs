@@ -1,8 +1,10 @@
 //! Run records and the storage they live in.
 //!
 //! [`RunStore`] is the storage boundary: the embedded default is [`SledStore`], a directory on
-//! disk (`.weft/` beside the workspace file unless told otherwise). Runs are written as they
-//! proceed: the run when it starts, each step as it finishes, the run again when it ends.
+//! disk (`.weft/` beside the workspace file unless told otherwise). A run that ends before
+//! anything of it had to be written is written once, whole ([`RunStore::put_whole_run`]);
+//! otherwise it is written as it proceeds: the run when it starts, each step as it finishes,
+//! the run again when it ends (see [`crate::runner`] for when which happens).
 //!
 //! A step's record, the binary values it produced and the state it wrote are committed
 //! together: after [`RunStore::commit_step`] returns (and, with [`Durability::Step`], after the
@@ -207,10 +209,11 @@ pub enum Durability {
     #[default]
     Step,
     /// Flush at the end of every run: a crash loses at most the steps of runs in progress,
-    /// which are then found `interrupted` and can be replayed.
+    /// which are then found `interrupted` (those that had gone on for 0.1 s or more, and so had
+    /// their start records written) and can be replayed.
     Run,
-    /// Leave it to the store's background flush (sled: every 500 ms): a crash of the machine
-    /// may lose the last half second; a crash of the process alone loses nothing.
+    /// Leave it to the store's background flush (sled: every 500 ms): a crash of the process
+    /// or the machine may lose the last half second (sled keeps unflushed writes in memory).
     Background,
 }
 
@@ -255,6 +258,21 @@ pub trait RunStore: Send + Sync {
         blobs: &[(String, Vec<u8>)],
         state: &[StateWrite],
     ) -> anyhow::Result<()>;
+    /// Writes a run that ended together with all its steps, as one record. None of its steps
+    /// may have been written with [`RunStore::commit_step`], and none of them wrote state; the
+    /// binary values they produced are written with [`RunStore::put_blobs`] first. It replaces
+    /// the run's earlier record, if there is one.
+    fn put_whole_run(&self, run: &RunRecord, steps: &[StepRecord]) -> anyhow::Result<()> {
+        for step in steps {
+            self.put_step(&run.id, step)?;
+        }
+        self.put_run(run)
+    }
+    /// Writes binary values steps produced (stored once per content, by SHA-256), ahead of the
+    /// records that refer to them.
+    fn put_blobs(&self, _blobs: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
+        Ok(())
+    }
     /// A stored binary value by its SHA-256 (lower-case hex).
     fn get_blob(&self, _sha256: &str) -> anyhow::Result<Option<Vec<u8>>> {
         Ok(None)

@@ -14,8 +14,9 @@ use super::{
 };
 use crate::value::RecordedValue;
 
-/// Run records in a sled database. Trees: `runs` (run id → run), `steps` (run id, 0,
-/// big-endian step index → step; and 0xff, scope, 0, key → a step's persisted state),
+/// Run records in a sled database. Trees: `runs` (run id → run; a run written whole also
+/// carries its steps, as `steps`), `steps` (run id, 0, big-endian step index → step of a run
+/// written as it went; and 0xff, scope, 0, key → a step's persisted state),
 /// `blobs` (SHA-256 → bytes of a binary value a step produced) and `running` (where to look
 /// for runs in progress after a crash: see [`Progress`]).
 #[derive(Debug, Clone)]
@@ -164,6 +165,38 @@ impl SledStore {
         progress.saved_at = Some(Instant::now());
         Ok(())
     }
+
+    /// Writes `bytes` as the record of `run`, keeping the snapshot of where runs in progress
+    /// can be in step with it.
+    fn write_run(&self, run: &RunRecord, bytes: Vec<u8>) -> anyhow::Result<()> {
+        let failed = || format!("failed to record run `{}`", run.id);
+        // The snapshot of where runs in progress can be must cover a run before its record
+        // says `running` (sled recovers writes in the order they were made), so that finding
+        // the runs a crash left behind need not read the whole history.
+        if run.status == Status::Running {
+            let mut progress = self.lock_progress();
+            progress.running.insert(run.id.clone());
+            if !progress.saved.as_ref().is_some_and(|s| s.covers(&run.id)) {
+                self.save_snapshot(&mut progress).with_context(failed)?;
+            }
+        }
+        self.runs
+            .insert(run.id.as_bytes(), bytes)
+            .with_context(failed)?;
+        if run.status != Status::Running {
+            let mut progress = self.lock_progress();
+            if progress.running.remove(&run.id)
+                && progress
+                    .saved_at
+                    .is_none_or(|at| at.elapsed() >= SNAPSHOT_EVERY)
+            {
+                // After the run's final record, so the snapshot that leaves it out cannot be
+                // recovered without that record.
+                self.save_snapshot(&mut progress).with_context(failed)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 fn step_key(run_id: &str, index: u32) -> Vec<u8> {
@@ -189,6 +222,14 @@ fn state_prefix(scope: &StateScope) -> Vec<u8> {
     k.extend_from_slice(scope.0.as_bytes());
     k.push(0);
     k
+}
+
+/// The steps a run written whole carries in its record (`None` for a run written as it went,
+/// whose steps are in the `steps` tree).
+#[derive(Deserialize)]
+struct EmbeddedSteps {
+    #[serde(default)]
+    steps: Option<Vec<StepRecord>>,
 }
 
 /// The SHA-256 of every binary value `step` refers to.
@@ -235,31 +276,27 @@ fn step_prefix(run_id: &str) -> Vec<u8> {
 
 impl RunStore for SledStore {
     fn put_run(&self, run: &RunRecord) -> anyhow::Result<()> {
-        let bytes = serde_json::to_vec(run)?;
-        let failed = || format!("failed to record run `{}`", run.id);
-        // The snapshot of where runs in progress can be must cover a run before its record
-        // says `running` (sled recovers writes in the order they were made), so that finding
-        // the runs a crash left behind need not read the whole history.
-        if run.status == Status::Running {
-            let mut progress = self.lock_progress();
-            progress.running.insert(run.id.clone());
-            if !progress.saved.as_ref().is_some_and(|s| s.covers(&run.id)) {
-                self.save_snapshot(&mut progress).with_context(failed)?;
-            }
-        }
-        self.runs
-            .insert(run.id.as_bytes(), bytes)
-            .with_context(failed)?;
-        if run.status != Status::Running {
-            let mut progress = self.lock_progress();
-            if progress.running.remove(&run.id)
-                && progress
-                    .saved_at
-                    .is_none_or(|at| at.elapsed() >= SNAPSHOT_EVERY)
-            {
-                // After the run's final record, so the snapshot that leaves it out cannot be
-                // recovered without that record.
-                self.save_snapshot(&mut progress).with_context(failed)?;
+        self.write_run(run, serde_json::to_vec(run)?)
+    }
+
+    fn put_whole_run(&self, run: &RunRecord, steps: &[StepRecord]) -> anyhow::Result<()> {
+        // The run's record with one more field, `steps`: readers of the run alone skip it
+        // (unknown fields are ignored), and `get_run` takes the steps from it.
+        let mut bytes = serde_json::to_vec(run)?;
+        debug_assert_eq!(bytes.last(), Some(&b'}'));
+        bytes.pop();
+        bytes.extend_from_slice(br#","steps":"#);
+        serde_json::to_writer(&mut bytes, steps)?;
+        bytes.push(b'}');
+        self.write_run(run, bytes)
+    }
+
+    fn put_blobs(&self, blobs: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
+        for (sha256, data) in blobs {
+            if !self.blobs.contains_key(sha256.as_bytes())? {
+                self.blobs
+                    .insert(sha256.as_bytes(), data.as_slice())
+                    .with_context(|| format!("failed to store binary value {sha256}"))?;
             }
         }
         Ok(())
@@ -277,13 +314,8 @@ impl RunStore for SledStore {
         };
         // Binary values are immutable and keyed by their content, so they can go first: a
         // crash before the record leaves only an unreferenced value, which pruning removes.
-        for (sha256, data) in blobs {
-            if !self.blobs.contains_key(sha256.as_bytes()).map_err(failed)? {
-                self.blobs
-                    .insert(sha256.as_bytes(), data.as_slice())
-                    .map_err(failed)?;
-            }
-        }
+        self.put_blobs(blobs)
+            .with_context(|| format!("failed to record step `{}` of run `{run_id}`", step.id))?;
         let key = step_key(run_id, step.index);
         let record = serde_json::to_vec(step)?;
         if state.is_empty() {
@@ -415,6 +447,14 @@ impl RunStore for SledStore {
                     referenced.extend(blob_refs(&step).map(str::to_string));
                 }
             }
+            for entry in self.runs.iter() {
+                let (_, bytes) = entry?;
+                if let Ok(EmbeddedSteps { steps: Some(steps) }) = serde_json::from_slice(&bytes) {
+                    for step in &steps {
+                        referenced.extend(blob_refs(step).map(str::to_string));
+                    }
+                }
+            }
             for entry in self.blobs.iter() {
                 let (sha, _) = entry?;
                 if !referenced.contains(String::from_utf8_lossy(&sha).as_ref()) {
@@ -433,6 +473,11 @@ impl RunStore for SledStore {
         };
         let run: RunRecord = serde_json::from_slice(&bytes)
             .with_context(|| format!("the record of run `{id}` is damaged"))?;
+        let embedded: EmbeddedSteps = serde_json::from_slice(&bytes)
+            .with_context(|| format!("the record of run `{id}` is damaged"))?;
+        if let Some(steps) = embedded.steps {
+            return Ok(Some(RunWithSteps { run, steps }));
+        }
         let steps = self
             .steps
             .scan_prefix(step_prefix(id))
@@ -545,6 +590,60 @@ mod tests {
         drop(store);
         let store = SledStore::open(dir.path()).unwrap();
         assert_eq!(interrupted_ids(&store), BTreeSet::new());
+    }
+
+    #[test]
+    fn a_run_written_whole_reads_like_a_run_written_as_it_went() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let data = b"\x89PNG not really".to_vec();
+        let sha256 = crate::value::hex(&<sha2::Sha256 as sha2::Digest>::digest(&data));
+        let step = StepRecord {
+            index: 0,
+            id: "avatar".into(),
+            plugin: "http-get".into(),
+            status: Status::Succeeded,
+            started_at_ms: 1,
+            duration_us: 2,
+            inputs: Vec::new(),
+            output: Some(RecordedValue::Bytes(crate::value::BytesSummary {
+                content_type: "image/png".into(),
+                size: data.len() as u64,
+                sha256: sha256.clone(),
+            })),
+            logs: Vec::new(),
+            error: None,
+            attempts: Vec::new(),
+        };
+        // Written as it went.
+        let went = run(&new_id(), Status::Succeeded);
+        store.put_blobs(&[(sha256.clone(), data.clone())]).unwrap();
+        store.put_step(&went.id, &step).unwrap();
+        store.put_run(&went).unwrap();
+        // Written whole, over the record it had while it ran.
+        let mut whole = run(&new_id(), Status::Running);
+        store.put_run(&whole).unwrap();
+        whole.status = Status::Succeeded;
+        store
+            .put_whole_run(&whole, std::slice::from_ref(&step))
+            .unwrap();
+
+        for expected in [&whole, &went] {
+            let got = store.get_run(&expected.id).unwrap().unwrap();
+            assert_eq!(&got.run, expected);
+            assert_eq!(got.steps, vec![step.clone()]);
+        }
+        let listed = store.list_runs(&RunFilter::default()).unwrap();
+        assert_eq!(listed, vec![whole.clone(), went.clone()]);
+        // Nothing is left running, and the binary value stays while the run written whole
+        // refers to it.
+        assert_eq!(interrupted_ids(&store), BTreeSet::new());
+        assert_eq!(store.prune(None, Some(1)).unwrap().blobs, 0);
+        assert!(store.get_run(&went.id).unwrap().is_none());
+        assert_eq!(store.get_blob(&sha256).unwrap(), Some(data));
+        let pruned = store.prune(None, Some(0)).unwrap();
+        assert_eq!((pruned.runs, pruned.blobs), (1, 1));
+        assert!(store.get_run(&whole.id).unwrap().is_none());
     }
 
     #[test]
