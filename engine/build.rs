@@ -47,17 +47,6 @@ fn main() {
         ));
     }
     code.push_str("];\n");
-    code.push_str("/// Built-in plugins' manifests: (name, TOML).\n");
-    code.push_str("pub(crate) const MANIFESTS: &[(&str, &str)] = &[\n");
-    for (name, package, _) in BUILTINS {
-        let manifest = repo.join("plugins").join(package).join("plugin.toml");
-        assert!(manifest.is_file(), "`{}` is missing", manifest.display());
-        code.push_str(&format!(
-            "    ({name:?}, include_str!({:?})),\n",
-            manifest.display().to_string()
-        ));
-    }
-    code.push_str("];\n");
     let dest = PathBuf::from(env::var("OUT_DIR").expect("set by cargo")).join("builtins.rs");
     std::fs::write(&dest, code).expect("failed to write builtins.rs");
 }

@@ -4,7 +4,7 @@
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 use weft::store::{RunStore, Status};
-use weft::value::RecordedValue;
+use weft_model::value::RecordedValue;
 use weft_tests::TestEnv;
 use weft_tests::server::{PNG, TestServer};
 
@@ -275,7 +275,7 @@ async fn a_plugin_never_obtains_a_secret_even_when_upstream_echoes_it() {
     }
     // A bare credential Debug does not show it either.
     let ws = env.load();
-    let credential = weft::credentials::find(&ws, None, Some("acme"), "bearer").unwrap();
+    let credential = weft::secrets::find(&ws, None, Some("acme"), "bearer").unwrap();
     assert!(!format!("{credential:?}").contains(SECRET_TOKEN));
 }
 

@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 use weft::runner::RunRequest;
 use weft::store::Status;
-use weft::value::RecordedValue;
+use weft_model::value::RecordedValue;
 use weft_tests::hostile::{env as hostile_env, expected};
 use weft_tests::server::TestServer;
 

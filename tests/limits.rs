@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use weft::store::Status;
-use weft::value::RecordedValue;
+use weft_model::value::RecordedValue;
 use weft_tests::{TestEnv, one_instance_workspace, plugin, run};
 
 /// A workspace whose flow `test` runs `plugin_name` with `step_options`, then the path helper.

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use serde_json::Value;
-use weft::integration::PluginSource;
 use weft::plugin::{CompileCache, HostOptions, PluginHost};
+use weft_model::workspace::PluginSource;
 use weft_tests::{TestEnv, one_instance_workspace, plugin};
 
 /// Runs flow `test` of a one-step workspace whose step uses plugin `name` from `stem`, with
@@ -27,7 +27,7 @@ fn run_with(stem: &str, policy: &str, step: &str) -> Value {
 
 fn sha256_of(path: &str) -> String {
     use sha2::Digest;
-    weft::value::hex(&sha2::Sha256::digest(std::fs::read(path).unwrap()))
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
 }
 
 fn refused(run: &Value) -> String {

@@ -15,10 +15,10 @@ use std::time::Instant;
 
 use samples::Samples;
 use weft::host::config::ConfigVars;
-use weft::integration::PluginSource;
-use weft::limits::StepLimits;
 use weft::plugin::{HostOptions, PluginHost, StepCall};
-use weft::value::Val;
+use weft_model::limits::StepLimits;
+use weft_model::value::Val;
+use weft_model::workspace::PluginSource;
 
 const BATCH: usize = 100;
 

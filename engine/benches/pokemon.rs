@@ -28,10 +28,10 @@ use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use samples::Samples;
 use weft::demo::{self, StandIns};
-use weft::integration::Workspace;
 use weft::plugin::{HostOptions, PluginHost};
 use weft::runner::{RunRequest, Runner};
 use weft::store::{DiscardStore, Durability, SledStore, Status};
+use weft_model::workspace::Workspace;
 
 const BATCH: usize = 25;
 

@@ -24,11 +24,11 @@ use std::time::Instant;
 
 use samples::Samples;
 use weft::host::config::ConfigVars;
-use weft::integration::{PluginSource, Workspace};
 use weft::plugin::{HostOptions, PluginHost, StepCall};
 use weft::runner::{RunRequest, Runner};
 use weft::store::{DiscardStore, Durability, RunStore, SledStore, Status};
-use weft::value::Val;
+use weft_model::value::Val;
+use weft_model::workspace::{PluginSource, Workspace};
 
 const BATCH: usize = 500;
 

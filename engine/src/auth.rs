@@ -541,7 +541,7 @@ mod tests {
         let c = config();
         let mut mac = Hmac::<Sha256>::new_from_slice(SECRET).unwrap();
         mac.update(b"acme");
-        let hash = crate::value::hex(&mac.finalize().into_bytes());
+        let hash = hex::encode(mac.finalize().into_bytes());
         assert!(
             matches!(c.verify_user_hash("acme", &hash), Ok(Principal::Customer { id, .. }) if id == "acme")
         );

@@ -269,7 +269,7 @@ impl PathHelper {
         };
         let path = dir.join(file);
         let wasm = path.with_extension("wasm");
-        let manifest = crate::plugin::manifest::Manifest::path_for(&path);
+        let manifest = weft_model::manifest::Manifest::path_for(&path);
         let unchanged = std::fs::read_to_string(&path).is_ok_and(|old| old == source)
             && std::fs::read_to_string(&manifest)
                 .is_ok_and(|old| old == EXAMPLE_PATH_HELPER_MANIFEST)

@@ -9,7 +9,7 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use weft::integration::Workspace;
+//! use weft_model::workspace::Workspace;
 //! use weft::plugin::{HostOptions, PluginHost};
 //! use weft::runner::{RunRequest, Runner};
 //! use weft::store::{SledStore, Status};
@@ -54,7 +54,7 @@
 //! assert_eq!(run.run.status, Status::Succeeded);
 //! assert_eq!(
 //!     run.steps[0].output,
-//!     Some(weft::value::RecordedValue::Json(serde_json::json!({
+//!     Some(weft_model::value::RecordedValue::Json(serde_json::json!({
 //!         "pokemonUrl": "https://pokeapi.co/api/v2/pokemon/onix",
 //!         "s3ObjectPath": "FTL Rockets.png",
 //!     })))
@@ -65,17 +65,14 @@
 
 #![deny(missing_docs)]
 
+pub use weft_model as model;
+
 pub mod auth;
 pub mod build;
-pub mod credentials;
 pub mod demo;
 pub mod host;
-pub mod integration;
-pub mod limits;
 pub mod plugin;
-pub mod redact;
-pub mod registry;
 pub mod runner;
+pub mod secrets;
 pub mod serve;
 pub mod store;
-pub mod value;

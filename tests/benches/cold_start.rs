@@ -6,8 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use weft::integration::PluginSource;
 use weft::plugin::{CompileCache, HostOptions, PluginHost};
+use weft_model::workspace::PluginSource;
 
 const PLUGINS: [&str; 10] = [
     "path_helper",

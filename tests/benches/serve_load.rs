@@ -32,12 +32,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// The allocator the `weft` binary uses, so the server in this process behaves as it does there.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use weft::integration::Workspace;
 use weft::plugin::{HostOptions, PluginHost};
-use weft::registry::Registry;
 use weft::runner::Runner;
 use weft::serve::{ServeOptions, Server};
 use weft::store::{DiscardStore, Durability, RunFilter, RunStore, SledStore, Status};
+use weft_model::workspace::Workspace;
 
 /// Keep-alive connections of the load generator (`WEFT_BENCH_CONNECTIONS`, default 16).
 fn connections() -> usize {
@@ -231,7 +230,7 @@ fn main() -> anyhow::Result<()> {
         let ws =
             Workspace::load(&dir.path().join("weft.toml")).map_err(|e| anyhow::anyhow!("{e}"))?;
         let store = Arc::new(SledStore::open(&dir.path().join(".weft"))?);
-        Registry::open(store.db())?.apply(&ws, false)?;
+        store.registry()?.apply(&ws, false)?;
         let runner = Runner::new(host.clone(), store.clone()).with_durability(durability);
         let server = Server::new(
             store.clone(),
@@ -278,7 +277,7 @@ fn main() -> anyhow::Result<()> {
         // The same run without HTTP or the server: the runner alone, one run after another,
         // on the server's runtime (what a request costs beyond the HTTP floor), with its
         // records kept in this store and, for comparison, discarded.
-        let ws = Registry::open(store.db())?.workspace_for("acme-sync", None)?;
+        let ws = store.registry()?.workspace_for("acme-sync", None)?;
         if selected("alone") {
             let in_process = |store: Arc<dyn RunStore>| {
                 let runner = Runner::new(host.clone(), store).with_durability(durability);

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
-use weft::integration::Workspace;
 use weft::plugin::{HostOptions, PluginHost};
 use weft::runner::{RunRequest, Runner};
 use weft::store::{RunWithSteps, SledStore};
+use weft_model::workspace::Workspace;
 
 pub mod hostile;
 pub mod serve;

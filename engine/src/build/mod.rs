@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
 
-use crate::plugin::manifest::Manifest;
+use weft_model::manifest::Manifest;
 
 const WIT: &str = include_str!("../../../wit/step.wit");
 const JS_RUNTIME: &str = include_str!("runtime.js");
@@ -207,7 +207,7 @@ pub fn build(source: &Path, output: Option<&Path>) -> anyhow::Result<Built> {
         manifest,
         manifest_copied,
         size: bytes.len() as u64,
-        sha256: hex(&Sha256::digest(&bytes)),
+        sha256: hex::encode(Sha256::digest(&bytes)),
         elapsed: started.elapsed(),
     })
 }
@@ -364,10 +364,6 @@ fn same_file(a: &Path, b: &Path) -> bool {
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// How to start a componentize tool.

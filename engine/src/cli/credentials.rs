@@ -10,11 +10,14 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use serde_json::json;
 
-use weft::credentials::vault::{MasterKey, Vault};
-use weft::credentials::{self, CredentialSpec, Kind, Scope, TestRequest};
-use weft::host::http::policy::{AddressPolicy, HostPattern};
-use weft::host::http::{HttpClients, HttpContext, HttpGrant, check_request};
+use weft::host::http::{HttpClients, HttpContext, check_request};
+use weft::secrets;
+use weft::secrets::MasterKey;
 use weft::store::SledStore;
+use weft::store::vault::Vault;
+use weft_model::credential::{CredentialSpec, Kind, Scope, TestRequest};
+use weft_model::grants::http::HttpGrant;
+use weft_model::grants::http::{AddressPolicy, HostPattern};
 
 use super::{load_workspace, runtime, store_dir};
 
@@ -209,7 +212,7 @@ pub fn main(command: Command, store_override: Option<&Path>) -> anyhow::Result<E
                 spec.set_field(field_name, value)?;
             }
             // Resolving checks the shape and the keys (a PEM that is not a key fails here).
-            spec.resolve(&name, scope(customer.clone()), ws.dir())?;
+            secrets::Credential::load(&spec, &name, scope(customer.clone()), ws.dir())?;
             let vault = open_vault(store_override, &workspace, ws.name())?;
             let scope = scope(customer);
             vault.put(&scope, &name, &spec)?;
@@ -306,7 +309,12 @@ pub fn main(command: Command, store_override: Option<&Path>) -> anyhow::Result<E
             } else {
                 None
             };
-            let credential = credentials::find(&ws, vault.as_deref(), customer.as_deref(), &name)?;
+            let credential = secrets::find(
+                &ws,
+                vault.as_deref().map(|v| v as _),
+                customer.as_deref(),
+                &name,
+            )?;
             let Some(test) = credential.test.clone() else {
                 bail!(
                     "credential `{name}` has no test request; add `test = {{ url = \"https://…\" }}` (or `--test-url` when setting it)"

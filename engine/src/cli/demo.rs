@@ -8,10 +8,10 @@ use std::time::Instant;
 use anyhow::Context;
 
 use weft::demo::{self, PathHelper, StandIns};
-use weft::limits::Human;
 use weft::runner::{RunRequest, Runner};
 use weft::store::{RunStore, SledStore, Status};
-use weft::value::RecordedValue;
+use weft_model::limits::Human;
+use weft_model::value::RecordedValue;
 
 use super::output;
 

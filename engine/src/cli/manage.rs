@@ -8,8 +8,8 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use serde_json::Value as Json;
 
-use weft::registry::{ConfigLevel, Registry};
 use weft::store::SledStore;
+use weft::store::registry::{ConfigLevel, Registry};
 
 /// Where the store is: `--workspace` (beside it) or the global `--store`.
 #[derive(Debug, clap::Args)]
@@ -133,7 +133,7 @@ fn open(store: Option<&Path>, at: &Locate) -> anyhow::Result<(SledStore, Registr
         );
     }
     let store = SledStore::open(&dir)?;
-    let registry = Registry::open(store.db())?;
+    let registry = store.registry()?;
     if registry.is_empty() {
         bail!(
             "nothing has been applied to the store at `{}`; run `weft apply weft.toml` first",
@@ -148,7 +148,7 @@ pub fn apply(store: Option<&Path>, workspace: &Path, upgrade: bool) -> anyhow::R
     let ws = super::load_workspace(workspace)?;
     let dir = super::store_dir(store, Some(workspace));
     let store = SledStore::open(&dir)?;
-    let registry = Registry::open(store.db())?;
+    let registry = store.registry()?;
     let changes = registry.apply(&ws, upgrade)?;
     if changes.is_empty() {
         println!(

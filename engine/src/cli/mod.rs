@@ -15,11 +15,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
-use weft::integration::Workspace;
 use weft::plugin::{CompileCache, HostOptions, PluginHost};
-use weft::registry::Registry;
 use weft::runner::{RunRequest, Runner};
 use weft::store::{Durability, RunFilter, RunStore, SledStore, Status};
+use weft_model::workspace::Workspace;
 
 /// Weft runs integration flows whose steps are sandboxed WebAssembly components.
 #[derive(Debug, Parser)]
@@ -278,7 +277,7 @@ pub fn main() -> anyhow::Result<ExitCode> {
                 }
                 None => {
                     let store = Arc::new(open_managed_store(&store_dir)?);
-                    let ws = Registry::open(store.db())?.workspace_for(&instance, None)?;
+                    let ws = store.registry()?.workspace_for(&instance, None)?;
                     (ws, store)
                 }
             };
@@ -499,7 +498,7 @@ pub(crate) fn open_store(dir: &Path) -> anyhow::Result<SledStore> {
 
 /// The plugin host, with the store's compile cache.
 pub(crate) fn plugin_host(store: &SledStore) -> anyhow::Result<Arc<PluginHost>> {
-    let cache = CompileCache::in_store(store.path(), store.db())?;
+    let cache = CompileCache::in_store(store)?;
     Ok(Arc::new(PluginHost::new(HostOptions {
         compile_cache: Some(cache),
         download_dir: Some(store.path().join("plugins")),
@@ -540,7 +539,8 @@ fn again(
                     store_dir.display()
                 )
             })?;
-            let ws = Registry::open(store.db())?
+            let ws = store
+                .registry()?
                 .workspace_for(&run.run.instance, Some(run.run.integration_version))?;
             (ws, store)
         }
@@ -601,5 +601,5 @@ fn parse_status(text: &str) -> Result<Status, String> {
 }
 
 fn parse_age(text: &str) -> Result<Duration, String> {
-    weft::limits::parse_duration(text)
+    weft_model::limits::parse_duration(text)
 }

@@ -3,10 +3,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use weft::integration::Workspace;
-use weft::limits::Human;
 use weft::store::{RunRecord, RunWithSteps, Status};
-use weft::value::RecordedValue;
+use weft_model::limits::Human;
+use weft_model::value::RecordedValue;
+use weft_model::workspace::Workspace;
 
 pub fn announce(ws: &Workspace, instance: &str, flow: Option<&str>) {
     let Some(spec) = ws.instance(instance) else {

@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Subcommand;
 
-use weft::limits::Bytes;
-use weft::plugin::manifest::{Inspection, Manifest, inspect};
+use weft::plugin::inspect::{Inspection, inspect};
+use weft_model::limits::Bytes;
+use weft_model::manifest::Manifest;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {

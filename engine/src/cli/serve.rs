@@ -11,11 +11,10 @@ use anyhow::{Context, bail};
 use jsonwebtoken::Algorithm;
 
 use weft::auth::AuthConfig;
-use weft::integration::files::AuthSpec;
-use weft::registry::Registry;
 use weft::runner::Runner;
 use weft::serve::{ServeOptions, Server, schedule};
 use weft::store::Durability;
+use weft_model::spec::AuthSpec;
 
 /// What `weft serve` was asked.
 #[derive(Debug)]
@@ -52,13 +51,12 @@ fn auth_config(
     let mut config = match (&spec.secret, &spec.public_key) {
         (Some(secret), None) => {
             let secret =
-                weft::credentials::load_reference(secret, base_dir).context("[auth] secret")?;
+                weft::secrets::load_reference(secret, base_dir).context("[auth] secret")?;
             AuthConfig::with_secret(&spec.key, secret.as_bytes(), &algorithms(Algorithm::HS256)?)
                 .map_err(|e| anyhow::anyhow!("[auth]: {e}"))?
         }
         (None, Some(key)) => {
-            let pem =
-                weft::credentials::load_reference(key, base_dir).context("[auth] public_key")?;
+            let pem = weft::secrets::load_reference(key, base_dir).context("[auth] public_key")?;
             AuthConfig::with_public_key(&spec.key, pem.as_bytes(), &algorithms(Algorithm::RS256)?)
                 .map_err(|e| anyhow::anyhow!("[auth]: {e}"))?
         }
@@ -70,8 +68,8 @@ fn auth_config(
         ),
     };
     if let Some(secret) = &spec.user_hash_secret {
-        let secret = weft::credentials::load_reference(secret, base_dir)
-            .context("[auth] user_hash_secret")?;
+        let secret =
+            weft::secrets::load_reference(secret, base_dir).context("[auth] user_hash_secret")?;
         config = config
             .with_user_hashes(secret.as_bytes())
             .map_err(|e| anyhow::anyhow!("[auth]: {e}"))?;
@@ -92,7 +90,7 @@ pub fn main(args: Args, store: Option<&Path>) -> anyhow::Result<ExitCode> {
     }
     let store_dir = super::store_dir(store, Some(&args.workspace));
     let store = Arc::new(super::open_store(&store_dir)?);
-    let registry = Registry::open(store.db())?;
+    let registry = store.registry()?;
     for change in registry.apply(&ws, false)? {
         println!("  {change}");
     }

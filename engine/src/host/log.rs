@@ -1,9 +1,9 @@
 //! `weft:step/log`: messages a step writes to its run record, capped per step.
 
-use serde::{Deserialize, Serialize};
 use wasmtime::component::{HasData, Linker};
 
 use super::bindings::weft::step::log;
+pub use weft_model::records::{LogLevel as Level, LogLine};
 
 /// Most messages one step execution may log; later ones are counted, not kept.
 pub const MAX_LINES: usize = 1000;
@@ -11,29 +11,6 @@ pub const MAX_LINES: usize = 1000;
 pub const MAX_LINE_BYTES: usize = 8 << 10;
 /// Most bytes of messages one step execution may log in all.
 pub const MAX_TOTAL_BYTES: usize = 1 << 20;
-
-/// The severity of a log line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    /// Debugging detail.
-    Debug,
-    /// Normal progress.
-    Info,
-    /// Something unexpected but handled.
-    Warn,
-    /// A failure.
-    Error,
-}
-
-/// One message in a step's log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LogLine {
-    /// Its severity.
-    pub level: Level,
-    /// The text (cut to [`MAX_LINE_BYTES`]).
-    pub message: String,
-}
 
 /// The log of one step execution.
 #[derive(Debug, Default)]

@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::error::Error as _;
-use std::fmt;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,78 +24,11 @@ use wasmtime::component::{HasData, Linker};
 use super::bindings::weft::step::s3::{
     self, PutObjectOutput, PutObjectRequest, S3Error, ServiceError,
 };
-use super::http::policy::{AddressPolicy, HostPattern};
 use super::http::{AddressDenied, ResolveOverrides, resolve_checked};
-use crate::credentials::{Auth, Credential};
-use crate::redact::Redactor;
-use crate::value::hex;
-
-/// One granted bucket, optionally narrowed to keys under a prefix: `avatars`,
-/// `exports/reports/`, or `*` for any bucket.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BucketGrant {
-    /// `None` for any bucket.
-    bucket: Option<String>,
-    /// Keys must start with this; empty for any key.
-    prefix: String,
-}
-
-impl fmt::Display for BucketGrant {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.bucket {
-            None => f.write_str("*"),
-            Some(b) if self.prefix.is_empty() => f.write_str(b),
-            Some(b) => write!(f, "{b}/{}", self.prefix),
-        }
-    }
-}
-
-impl BucketGrant {
-    /// Parses `bucket`, `bucket/prefix` or `*`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        if text == "*" {
-            return Ok(Self {
-                bucket: None,
-                prefix: String::new(),
-            });
-        }
-        let (bucket, prefix) = text.split_once('/').unwrap_or((text, ""));
-        if bucket.is_empty() || bucket.contains('*') {
-            return Err(format!(
-                "`{text}` is not a bucket grant; write a bucket name (`avatars`), a bucket and a key prefix (`avatars/customers/`), or `*` for any bucket"
-            ));
-        }
-        Ok(Self {
-            bucket: Some(bucket.to_string()),
-            prefix: prefix.to_string(),
-        })
-    }
-
-    /// Whether everything `other` allows, this allows too.
-    pub fn covers(&self, other: &BucketGrant) -> bool {
-        match (&self.bucket, &other.bucket) {
-            (None, _) => true,
-            (Some(a), Some(b)) => a == b && other.prefix.starts_with(&self.prefix),
-            (Some(_), None) => false,
-        }
-    }
-
-    /// Whether the grant covers writing `key` into `bucket`.
-    pub fn allows(&self, bucket: &str, key: &str) -> bool {
-        self.bucket.as_deref().is_none_or(|b| b == bucket) && key.starts_with(&self.prefix)
-    }
-}
-
-/// What a plugin may do with S3, from its `s3` grant in the workspace file.
-#[derive(Debug, Clone, Default)]
-pub struct S3Grant {
-    /// Buckets (and key prefixes) it may write to.
-    pub buckets: Vec<BucketGrant>,
-    /// Endpoints of S3-compatible stores it may use; Amazon S3 itself needs none.
-    pub endpoints: Vec<HostPattern>,
-    /// Which special addresses it may connect to.
-    pub addresses: AddressPolicy,
-}
+use crate::secrets::{Auth, Credential};
+use weft_model::grants::http::AddressPolicy;
+use weft_model::grants::s3::S3Grant;
+use weft_model::redact::Redactor;
 
 /// S3 clients shared by every step: one HTTP connection pool per address policy, and one SDK
 /// client per (policy, region, endpoint, addressing style, credential).
@@ -156,7 +88,7 @@ impl S3Clients {
                 .map(Url::as_str)
                 .unwrap_or_default(),
             target.path_style,
-            hex(&Sha256::digest(secret.as_bytes()))
+            hex::encode(Sha256::digest(secret.as_bytes()))
         );
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(client) = clients.get(&id) {
@@ -538,23 +470,4 @@ pub fn add_to_linker<T: Send + 'static>(
     get: fn(&mut T) -> &mut S3State,
 ) -> wasmtime::Result<()> {
     s3::add_to_linker::<T, HasS3>(linker, get)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bucket_grants() {
-        let whole = BucketGrant::parse("avatars").unwrap();
-        assert!(whole.allows("avatars", "a/b.png"));
-        assert!(!whole.allows("avatars2", "a.png"));
-        let prefix = BucketGrant::parse("exports/reports/").unwrap();
-        assert!(prefix.allows("exports", "reports/2026.csv"));
-        assert!(!prefix.allows("exports", "other/2026.csv"));
-        assert_eq!(prefix.to_string(), "exports/reports/");
-        assert!(BucketGrant::parse("*").unwrap().allows("any", "thing"));
-        assert!(BucketGrant::parse("ava*").is_err());
-        assert!(BucketGrant::parse("/x").is_err());
-    }
 }

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use wasmtime::component::{HasData, Linker};
 
 use super::bindings::weft::step::state::{self, Scope, StateError};
-use crate::limits::Bytes;
 use crate::store::{RunStore, StateScope, StateWrite};
+use weft_model::limits::Bytes;
 
 /// The longest key.
 pub const MAX_KEY: usize = 256;

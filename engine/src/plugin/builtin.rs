@@ -1,7 +1,8 @@
 //! Plugins shipped inside the `weft` binary, built from `plugins/` by `engine/build.rs`.
 //!
 //! A workspace may use them by name without declaring them, or declare them with
-//! `source = "builtin:NAME"`.
+//! `source = "builtin:NAME"`. Their manifests are in [`weft_model::builtin`], which validation
+//! reads without loading a component.
 
 include!(concat!(env!("OUT_DIR"), "/builtins.rs"));
 
@@ -18,7 +19,12 @@ pub fn names() -> impl Iterator<Item = &'static str> {
     BUILTINS.iter().map(|(name, _)| *name)
 }
 
-/// The manifest of built-in plugin `name`.
-pub fn manifest(name: &str) -> Option<&'static str> {
-    MANIFESTS.iter().find(|(n, _)| *n == name).map(|(_, m)| *m)
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_embedded_plugin_has_the_models_manifest_and_no_other() {
+        let embedded: Vec<&str> = super::names().collect();
+        let declared: Vec<&str> = weft_model::builtin::names().collect();
+        assert_eq!(embedded, declared);
+    }
 }

@@ -6,17 +6,15 @@
 //! so the engine only ever loads machine code it wrote itself: a file dropped into the cache
 //! directory, a corrupted one or one from another build is ignored, removed and rebuilt.
 
+use crate::store::SledStore;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use anyhow::Context;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use wasmtime::Engine;
 use wasmtime::component::Component;
-
-use crate::value::hex;
 
 const MAGIC: &[u8; 8] = b"WEFTC001";
 const MAC_LEN: usize = 32;
@@ -53,28 +51,12 @@ impl CompileCache {
         Self { dir, key }
     }
 
-    /// The cache of the store whose database is `db`, in `<store>/cache`; the sealing key is
-    /// made on first use and kept in the database.
-    pub fn in_store(store_dir: &Path, db: &sled::Db) -> anyhow::Result<Self> {
-        let meta = db
-            .open_tree("meta")
-            .context("failed to open the `meta` tree")?;
-        let key = match meta.get("compile-cache-key")? {
-            Some(k) if k.len() == 32 => {
-                let mut key = [0u8; 32];
-                key.copy_from_slice(&k);
-                key
-            }
-            _ => {
-                use chacha20poly1305::aead::rand_core::RngCore as _;
-                let mut key = [0u8; 32];
-                chacha20poly1305::aead::OsRng.fill_bytes(&mut key);
-                meta.insert("compile-cache-key", &key[..])?;
-                meta.flush()?;
-                key
-            }
-        };
-        Ok(Self::new(store_dir.join("cache"), key))
+    /// The cache of `store`, in `<store>/cache`, sealed with the store's compile cache key.
+    pub fn in_store(store: &SledStore) -> anyhow::Result<Self> {
+        Ok(Self::new(
+            store.path().join("cache"),
+            store.compile_cache_key()?,
+        ))
     }
 
     /// The directory.
@@ -157,7 +139,7 @@ impl CompileCache {
         let unique = NEXT.fetch_add(1, Ordering::Relaxed);
         let tmp = self.dir.join(format!(
             ".{sha256}.{}-{unique}.tmp",
-            hex(&std::process::id().to_be_bytes())
+            hex::encode(std::process::id().to_be_bytes())
         ));
         if std::fs::write(&tmp, &bytes).is_ok() && std::fs::rename(&tmp, &path).is_err() {
             let _ = std::fs::remove_file(&tmp);

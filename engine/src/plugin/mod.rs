@@ -7,7 +7,8 @@
 
 pub mod builtin;
 pub mod cache;
-pub mod manifest;
+pub mod inspect;
+pub mod policy;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,16 +27,16 @@ use wasmtime::{
 use crate::host::bindings::{Step as StepBindings, StepPre};
 use crate::host::config::ConfigVars;
 use crate::host::http::{HttpClients, HttpContext, HttpState};
-use crate::host::log::LogLine;
 use crate::host::s3::{S3Clients, S3Context, S3State};
 use crate::host::state::{StateContext, StepStateStore};
 use crate::host::{self, Blob, ErrorKind, MemoryLimitExceeded, StepState, Value};
-use crate::integration::PluginSource;
-use crate::limits::{Bytes, Human, StepLimits};
 use crate::store::StateWrite;
-use crate::value::{Val, hex};
 use cache::CacheCounters;
 pub use cache::CompileCache;
+use weft_model::limits::{Bytes, Human, StepLimits};
+use weft_model::records::LogLine;
+use weft_model::value::Val;
+use weft_model::workspace::PluginSource;
 
 /// How often the ticker thread advances the engine's epoch; the granularity of time limits.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -337,7 +338,7 @@ impl PluginHost {
         let plugin = self.load_bytes(name, &bytes).with_context(|| {
             format!(
                 "failed to load plugin `{name}` (sha256 {}) from `{source}`",
-                hex(&Sha256::digest(&bytes))
+                hex::encode(Sha256::digest(&bytes))
             )
         })?;
         self.lock_loaded().insert(key, (stamp, plugin.clone()));
@@ -356,7 +357,7 @@ impl PluginHost {
             .map(|dir| dir.join(format!("{sha256}.wasm")));
         if let Some(path) = &kept
             && let Ok(bytes) = std::fs::read(path)
-            && hex(&Sha256::digest(&bytes)) == sha256
+            && hex::encode(Sha256::digest(&bytes)) == sha256
         {
             return Ok(bytes);
         }
@@ -385,7 +386,7 @@ impl PluginHost {
         })
         .join()
         .map_err(|_| anyhow::anyhow!("the download thread panicked"))??;
-        let got = hex(&Sha256::digest(&bytes));
+        let got = hex::encode(Sha256::digest(&bytes));
         if got != sha256 {
             anyhow::bail!(
                 "the download has sha256 {got}, but the policy pins sha256 = \"{sha256}\"; it was not loaded"
@@ -405,7 +406,7 @@ impl PluginHost {
 
     /// Compiles and pre-instantiates a component from its bytes.
     pub fn load_bytes(&self, name: &str, bytes: &[u8]) -> anyhow::Result<Arc<Plugin>> {
-        let sha256 = hex(&Sha256::digest(bytes));
+        let sha256 = hex::encode(Sha256::digest(bytes));
         let key = format!("{name}\0{sha256}");
         if let Some(plugin) = self.lock_compiled().get(&key) {
             return Ok(plugin.clone());
@@ -432,14 +433,7 @@ impl PluginHost {
             .map(|(name, _)| name.to_string())
             .collect();
         for import in &imports {
-            if let Some(rest) = import.strip_prefix("weft:step/") {
-                let version = rest.split_once('@').map_or("", |(_, v)| v);
-                if !version.starts_with("0.1.") {
-                    anyhow::bail!(
-                        "it imports `{import}`, built for `weft:step@{version}`; this engine serves `weft:step@0.1`; rebuild the plugin against this version's `wit/`"
-                    );
-                }
-            }
+            policy::check_version(import)?;
         }
         let instance_pre = wt(self.linker.instantiate_pre(&component))
             .context("the component imports something the host does not provide")?;

@@ -17,21 +17,24 @@ use serde_json::{Value as Json, json};
 
 use anyhow::Context as _;
 
-use crate::credentials::{Credential, vault::Vault};
 use crate::host::config::ConfigVars;
 use crate::host::http::HttpContext;
 use crate::host::s3::S3Context;
 use crate::host::state::StateContext;
-use crate::integration::files::OnError;
-use crate::integration::template::{Path as RefPath, RenderError, walk};
-use crate::integration::{Flow, InstanceSpec, ResolvedConfig, Workspace};
 use crate::plugin::{Plugin, PluginHost, StepCall, StepFailure};
-use crate::redact::Redactor;
+use crate::secrets::Credential;
+use crate::store::vault::Vault;
 use crate::store::{
     Attempt, Durability, GroupFlush, RunRecord, RunStore, RunWithSteps, Status, StepRecord,
 };
-use crate::value::{RecordedValue, Val};
 use starts::{StartRecords, Started};
+use weft_model::config::ResolvedConfig;
+use weft_model::redact::Redactor;
+use weft_model::spec::InstanceSpec;
+use weft_model::spec::OnError;
+use weft_model::template::{Path as RefPath, RenderError, walk};
+use weft_model::value::{RecordedValue, Val};
+use weft_model::workspace::{Flow, Workspace};
 
 /// Why a run could not start at all (nothing is recorded for these).
 #[derive(Debug, thiserror::Error)]
@@ -527,7 +530,7 @@ impl Runner {
                 .ok_or_else(|| anyhow::anyhow!("unknown plugin `{}`", step.plugin))
                 .and_then(|source| self.host.load(&step.plugin, &source))
                 .and_then(|plugin| {
-                    ws.check_plugin(&plugin).map_err(anyhow::Error::msg)?;
+                    crate::plugin::policy::check(ws, &plugin).map_err(anyhow::Error::msg)?;
                     Ok(plugin)
                 });
             match loaded {
@@ -647,7 +650,10 @@ impl Runner {
                                 let policy = step.retry.as_ref().filter(|_| retryable);
                                 match policy {
                                     Some(policy) if attempt < max => {
-                                        tokio::time::sleep(policy.delay_before(attempt + 1)).await;
+                                        tokio::time::sleep(
+                                            policy.delay_before(attempt + 1, unit_random()),
+                                        )
+                                        .await;
                                         attempt += 1;
                                     }
                                     _ if max > 1 && attempt > 1 => {
@@ -730,7 +736,7 @@ impl Runner {
     fn step_call<'s>(
         &self,
         ws: &Workspace,
-        step: &'s crate::integration::Step,
+        step: &'s weft_model::workspace::Step,
         inputs: &[(String, Val)],
         bindings: &Bindings,
     ) -> StepCall<'s> {
@@ -796,7 +802,7 @@ impl Runner {
     fn bind_credentials(
         &self,
         ws: &Workspace,
-        instance: &crate::integration::InstanceSpec,
+        instance: &weft_model::spec::InstanceSpec,
         flow: &Flow,
     ) -> anyhow::Result<HashMap<String, Arc<Credential>>> {
         let mut by_name: HashMap<&str, Arc<Credential>> = HashMap::new();
@@ -813,9 +819,9 @@ impl Runner {
                 Some(c) => c.clone(),
                 None => {
                     let c = Arc::new(
-                        crate::credentials::find(
+                        crate::secrets::find(
                             ws,
-                            self.vault.as_deref(),
+                            self.vault.as_deref().map(|v| v as _),
                             Some(&instance.customer),
                             name,
                         )
@@ -837,7 +843,7 @@ fn describe_failure(
     step: &str,
     plugin: &str,
     failure: &StepFailure,
-    logs: &[crate::host::log::LogLine],
+    logs: &[weft_model::records::LogLine],
 ) -> String {
     match failure {
         StepFailure::Error { kind, message, .. } => {
@@ -872,7 +878,7 @@ fn redact_config(config: &ResolvedConfig, redactor: &Redactor) -> ResolvedConfig
     for var in out.0.values_mut() {
         let value = std::mem::take(&mut var.value);
         var.value = if var.secret {
-            Json::String(crate::redact::REDACTED.into())
+            Json::String(weft_model::redact::REDACTED.into())
         } else {
             redactor.json(value)
         };
@@ -891,7 +897,7 @@ struct Context {
 
 impl Context {
     fn lookup(&self, path: &RefPath) -> Result<Val, RenderError> {
-        use crate::integration::template::Segment;
+        use weft_model::template::Segment;
         let root = match path.root.as_str() {
             "config" => &self.config,
             "trigger" => &self.trigger,
@@ -935,4 +941,10 @@ impl Context {
         }
         walk(root, path, &path.segments).map(|v| Val::Json(v.clone()))
     }
+}
+
+/// A random number in `0.0..=1.0`, for retry jitter.
+fn unit_random() -> f64 {
+    use chacha20poly1305::aead::rand_core::RngCore as _;
+    chacha20poly1305::aead::OsRng.next_u32() as f64 / u32::MAX as f64
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
-use crate::integration::files::{ConcurrencyMode, ConcurrencySpec};
+use weft_model::spec::{ConcurrencyMode, ConcurrencySpec};
 
 /// The queue depth when a flow sets none.
 pub const DEFAULT_QUEUE: u32 = 1000;

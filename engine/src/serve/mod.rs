@@ -35,13 +35,13 @@ use sha2::Sha256;
 use tokio::sync::Notify;
 
 use crate::auth::{AuthConfig, AuthError, Principal};
-use crate::credentials::{CredentialSpec, Scope};
-use crate::integration::Workspace;
-use crate::integration::files::FlowSpec;
-use crate::registry::{ConfigLevel, Registry};
 use crate::runner::{RunError, RunRequest, Runner};
+use crate::store::registry::{ConfigLevel, Registry};
 use crate::store::{RunFilter, RunStore, RunWithSteps, SledStore, Status};
-use crate::value::RecordedValue;
+use weft_model::credential::{CredentialSpec, Scope};
+use weft_model::spec::FlowSpec;
+use weft_model::value::RecordedValue;
+use weft_model::workspace::Workspace;
 
 use gate::{Gate, Ticket};
 
@@ -100,7 +100,7 @@ struct Inner {
     runner: Runner,
     store: Arc<SledStore>,
     auth: Result<AuthConfig, String>,
-    vault: Option<Arc<crate::credentials::vault::Vault>>,
+    vault: Option<Arc<crate::store::vault::Vault>>,
     /// The directory `file:` references of webhook secrets resolve against.
     base_dir: PathBuf,
     workspaces: Mutex<HashMap<String, Arc<Workspace>>>,
@@ -210,11 +210,11 @@ impl Server {
         store: Arc<SledStore>,
         runner: Runner,
         auth: Result<AuthConfig, String>,
-        vault: Option<Arc<crate::credentials::vault::Vault>>,
+        vault: Option<Arc<crate::store::vault::Vault>>,
         base_dir: PathBuf,
         options: ServeOptions,
     ) -> anyhow::Result<Self> {
-        let registry = Registry::open(store.db())?;
+        let registry = store.registry()?;
         Ok(Self {
             inner: Arc::new(Inner {
                 registry,
@@ -442,7 +442,7 @@ impl Server {
         &self,
         principal: &Principal,
         id: &str,
-    ) -> ApiResult<crate::registry::ManagedInstance> {
+    ) -> ApiResult<crate::store::registry::ManagedInstance> {
         let instance = self
             .inner
             .registry
@@ -585,7 +585,7 @@ async fn integrations(State(server): State<Server>, headers: HeaderMap) -> ApiRe
     ok(json!(out))
 }
 
-fn customer_json(c: &crate::integration::files::CustomerSpec) -> Json {
+fn customer_json(c: &weft_model::spec::CustomerSpec) -> Json {
     json!({ "id": c.id, "name": c.name, "fields": c.fields, "config": c.config })
 }
 
@@ -616,7 +616,7 @@ async fn customer(
     ok(customer_json(&customer))
 }
 
-fn vault(server: &Server) -> ApiResult<&crate::credentials::vault::Vault> {
+fn vault(server: &Server) -> ApiResult<&crate::store::vault::Vault> {
     server.inner.vault.as_deref().ok_or_else(|| {
         ApiError::new(
             StatusCode::CONFLICT,
@@ -646,7 +646,7 @@ fn put_credential(server: &Server, scope: Scope, name: &str, body: &[u8]) -> Api
             "field `{field}` is an `env:`/`file:` reference; through the API, send the value itself"
         )));
     }
-    spec.resolve(name, scope.clone(), &server.inner.base_dir)
+    crate::secrets::Credential::load(&spec, name, scope.clone(), &server.inner.base_dir)
         .map_err(|e| ApiError::bad_request(format!("credential `{name}`: {e:#}")))?;
     vault.put(&scope, name, &spec).map_err(ApiError::internal)?;
     server.invalidate();
@@ -721,8 +721,8 @@ async fn delete_customer_credential(
 /// The integration version instance `instance` is pinned to.
 fn pinned(
     server: &Server,
-    instance: &crate::registry::ManagedInstance,
-) -> ApiResult<Option<crate::registry::Published>> {
+    instance: &crate::store::registry::ManagedInstance,
+) -> ApiResult<Option<crate::store::registry::Published>> {
     Ok(server
         .inner
         .registry
@@ -732,7 +732,7 @@ fn pinned(
         .find(|p| p.version == instance.version))
 }
 
-fn instance_json(server: &Server, instance: &crate::registry::ManagedInstance) -> Json {
+fn instance_json(server: &Server, instance: &crate::store::registry::ManagedInstance) -> Json {
     let published = pinned(server, instance).ok().flatten();
     let secret: Vec<&String> = published
         .iter()
@@ -869,7 +869,7 @@ async fn unset_customer_config(
 /// Checks `value` against the type the instance's integration declares for var `name`.
 fn check_var(
     server: &Server,
-    instance: &crate::registry::ManagedInstance,
+    instance: &crate::store::registry::ManagedInstance,
     name: &str,
     value: &Json,
 ) -> ApiResult<()> {
@@ -1114,7 +1114,7 @@ fn check_signature(
     body: &[u8],
 ) -> ApiResult<()> {
     let secret =
-        crate::credentials::load_reference(reference, &server.inner.base_dir).map_err(|e| {
+        crate::secrets::load_reference(reference, &server.inner.base_dir).map_err(|e| {
             ApiError::internal(format!(
                 "the instance's webhook secret cannot be read: {e:#}"
             ))

@@ -18,6 +18,7 @@ use serde_json::{Value as Json, json};
 use tokio::sync::watch;
 
 use super::Server;
+use crate::store::ScheduleTicks;
 
 /// One flow of one instance on a schedule.
 #[derive(Debug, Clone)]
@@ -139,12 +140,12 @@ pub async fn run(
     schedules: Vec<Schedule>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let tree = Arc::new(server.inner.store.db().open_tree("schedules")?);
+    let ticks = server.inner.store.schedule_ticks()?;
     let mut tasks = Vec::new();
     for schedule in schedules {
         tasks.push(tokio::spawn(one(
             server.clone(),
-            tree.clone(),
+            ticks.clone(),
             schedule,
             shutdown.clone(),
         )));
@@ -157,19 +158,13 @@ pub async fn run(
 
 async fn one(
     server: Server,
-    tree: Arc<sled::Tree>,
+    ticks: ScheduleTicks,
     schedule: Schedule,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let busy = Arc::new(AtomicBool::new(false));
     let now = Utc::now();
-    let last = tree
-        .get(schedule.key())
-        .ok()
-        .flatten()
-        .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
-        .map(i64::from_be_bytes)
-        .and_then(DateTime::<Utc>::from_timestamp_millis);
+    let last = ticks.last(&schedule.key());
     let mut cursor = now;
     if let Some(last) = last {
         let missed = schedule.ticks_between(last, now);
@@ -178,11 +173,11 @@ async fn one(
                 "schedule `{}` of `{}` missed {missed} tick(s) since {last}: running once now",
                 schedule.flow, schedule.instance
             );
-            fire(&server, &tree, &schedule, &busy, now, Some(missed));
+            fire(&server, &ticks, &schedule, &busy, now, Some(missed));
         }
     } else {
         // First start: remember now, so that downtime from here on is caught up.
-        let _ = tree.insert(schedule.key(), &now.timestamp_millis().to_be_bytes());
+        let _ = ticks.set(&schedule.key(), now);
     }
     loop {
         let Some(next) = schedule.next_after(cursor) else {
@@ -196,20 +191,20 @@ async fn one(
         if *shutdown.borrow() {
             return;
         }
-        fire(&server, &tree, &schedule, &busy, next, None);
+        fire(&server, &ticks, &schedule, &busy, next, None);
         cursor = next;
     }
 }
 
 fn fire(
     server: &Server,
-    tree: &sled::Tree,
+    ticks: &ScheduleTicks,
     schedule: &Schedule,
     busy: &Arc<AtomicBool>,
     tick: DateTime<Utc>,
     missed: Option<usize>,
 ) {
-    let _ = tree.insert(schedule.key(), &tick.timestamp_millis().to_be_bytes());
+    let _ = ticks.set(&schedule.key(), tick);
     if !schedule.overlap && busy.swap(true, Ordering::SeqCst) {
         eprintln!(
             "schedule `{}` of `{}`: tick at {tick} skipped, the previous run is still going (set `overlap = true` to allow)",

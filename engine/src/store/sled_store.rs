@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use super::trees::Tree;
 use super::{
     Pruned, RunFilter, RunRecord, RunStore, RunWithSteps, StateScope, StateWrite, Status,
     StepRecord,
 };
-use crate::value::RecordedValue;
+use weft_model::value::RecordedValue;
 
 /// Run records in a sled database. Trees: `runs` (run id → run; a run written whole also
 /// carries its steps, as `steps`), `steps` (run id, 0, big-endian step index → step of a run
@@ -96,18 +97,10 @@ impl SledStore {
                     dir.display()
                 )
             })?;
-        let runs = db
-            .open_tree("runs")
-            .context("failed to open the `runs` tree")?;
-        let steps = db
-            .open_tree("steps")
-            .context("failed to open the `steps` tree")?;
-        let blobs = db
-            .open_tree("blobs")
-            .context("failed to open the `blobs` tree")?;
-        let running = db
-            .open_tree("running")
-            .context("failed to open the `running` tree")?;
+        let runs = Tree::Runs.open(&db)?;
+        let steps = Tree::Steps.open(&db)?;
+        let blobs = Tree::Blobs.open(&db)?;
+        let running = Tree::Running.open(&db)?;
         let saved = running
             .get(SNAPSHOT_KEY)
             .context("failed to read the store's list of runs in progress")?
@@ -128,9 +121,9 @@ impl SledStore {
         })
     }
 
-    /// The underlying database, for other parts of the engine that keep data in the store.
-    pub fn db(&self) -> &sled::Db {
-        &self.db
+    /// Opens one of the store's trees, for the store's typed accessors.
+    pub(super) fn tree(&self, tree: Tree) -> anyhow::Result<sled::Tree> {
+        tree.open(&self.db)
     }
 
     /// The store's directory.
@@ -516,7 +509,7 @@ impl RunStore for SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::integration::ResolvedConfig;
+    use weft_model::config::ResolvedConfig;
 
     fn run(id: &str, status: Status) -> RunRecord {
         RunRecord {
@@ -597,7 +590,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(dir.path()).unwrap();
         let data = b"\x89PNG not really".to_vec();
-        let sha256 = crate::value::hex(&<sha2::Sha256 as sha2::Digest>::digest(&data));
+        let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data));
         let step = StepRecord {
             index: 0,
             id: "avatar".into(),
@@ -606,7 +599,7 @@ mod tests {
             started_at_ms: 1,
             duration_us: 2,
             inputs: Vec::new(),
-            output: Some(RecordedValue::Bytes(crate::value::BytesSummary {
+            output: Some(RecordedValue::Bytes(weft_model::value::BytesSummary {
                 content_type: "image/png".into(),
                 size: data.len() as u64,
                 sha256: sha256.clone(),

@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use weft::integration::files::parse_text;
-use weft::integration::{IntegrationFile, Workspace, WorkspaceFile};
+use weft_model::spec::{IntegrationFile, WorkspaceFile, parse_text};
+use weft_model::workspace::Workspace;
 
 fuzz_target!(|data: &[u8]| {
     let (ws, integration) = match data.iter().position(|b| *b == 0xff) {

@@ -4,8 +4,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::json;
-use weft::integration::template::{Template, walk};
-use weft::value::Val;
+use weft_model::template::{Template, walk};
+use weft_model::value::Val;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = template.render(&|path| {
             let root = context
                 .get(path.root.as_str())
-                .ok_or_else(|| weft::integration::template::RenderError("no root".into()))?;
+                .ok_or_else(|| weft_model::template::RenderError("no root".into()))?;
             walk(root, path, &path.segments).map(|v| Val::Json(v.clone()))
         });
     }

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
-use crate::credentials::CredentialSpec;
+use crate::credential::CredentialSpec;
 
 /// An integration: the config vars it needs and its flows (`integration.toml`).
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,91 +1,25 @@
 //! Credentials stored encrypted in the store (`weft credentials set`).
 //!
-//! Each credential is sealed with ChaCha20-Poly1305 under the master key; the associated data
-//! binds the workspace, the scope and name of the credential and the key version, so a sealed
-//! record copied under another name or workspace does not open. The master key comes from
-//! `WEFT_MASTER_KEY` (64 hex digits or base64 of 32 bytes) or from the file named by
-//! `WEFT_MASTER_KEY_FILE`, which must live outside the store directory. A check record sealed on
-//! first use tells a wrong key apart from a damaged record before anything is written.
-
-use std::path::Path;
+//! Each credential is sealed with ChaCha20-Poly1305 under the master key
+//! ([`crate::secrets::MasterKey`]); the associated data binds the workspace, the scope and name
+//! of the credential and the key version, so a sealed record copied under another name or
+//! workspace does not open. A check record sealed on first use tells a wrong key apart from a
+//! damaged record before anything is written.
 
 use anyhow::{Context, bail};
 use base64::Engine as _;
-use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use chacha20poly1305::aead::{Aead, AeadCore, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use serde::{Deserialize, Serialize};
+use weft_model::credential::{CredentialSpec, Scope};
 
-use super::{CredentialSpec, Scope};
-use crate::store::SledStore;
+use super::SledStore;
+use super::trees::Tree;
+use crate::secrets::{MasterKey, StoredCredentials};
 
 /// The key version new records are sealed with.
 const KEY_VERSION: u32 = 1;
 const CHECK_PLAINTEXT: &[u8] = b"weft master key check";
-
-/// The 32-byte key credentials are sealed with. Its `Debug` shows nothing.
-pub struct MasterKey([u8; 32]);
-
-impl std::fmt::Debug for MasterKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("MasterKey([redacted])")
-    }
-}
-
-impl MasterKey {
-    /// Parses 64 hex digits or base64 of 32 bytes.
-    pub fn parse(text: &str) -> anyhow::Result<Self> {
-        let text = text.trim();
-        let bytes = if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-            (0..32)
-                .map(|i| u8::from_str_radix(&text[i * 2..i * 2 + 2], 16))
-                .collect::<Result<Vec<u8>, _>>()?
-        } else {
-            base64::engine::general_purpose::STANDARD
-                .decode(text)
-                .map_err(|_| {
-                    anyhow::anyhow!("the master key is neither 64 hex digits nor base64")
-                })?
-        };
-        let key: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| {
-            anyhow::anyhow!("the master key must be 32 bytes, not {}", b.len())
-        })?;
-        Ok(Self(key))
-    }
-
-    /// A new random key, as 64 hex digits.
-    pub fn generate() -> String {
-        let key = ChaCha20Poly1305::generate_key(&mut chacha20poly1305::aead::OsRng);
-        crate::value::hex(&key)
-    }
-
-    /// The key from `WEFT_MASTER_KEY` or `WEFT_MASTER_KEY_FILE`, refusing a key file inside
-    /// `store_dir` (a key kept beside what it protects protects nothing).
-    pub fn from_env(store_dir: &Path) -> anyhow::Result<Self> {
-        if let Ok(text) = std::env::var("WEFT_MASTER_KEY") {
-            return Self::parse(&text).context("`WEFT_MASTER_KEY` is not a valid master key");
-        }
-        if let Ok(path) = std::env::var("WEFT_MASTER_KEY_FILE") {
-            let path = Path::new(&path);
-            let (abs_key, abs_store) =
-                (std::path::absolute(path)?, std::path::absolute(store_dir)?);
-            if abs_key.starts_with(&abs_store) {
-                bail!(
-                    "the master key file `{}` is inside the store directory `{}`; keep it elsewhere",
-                    path.display(),
-                    store_dir.display()
-                );
-            }
-            let text = std::fs::read_to_string(path).with_context(|| {
-                format!("failed to read the master key file `{}`", path.display())
-            })?;
-            return Self::parse(&text)
-                .with_context(|| format!("`{}` is not a valid master key", path.display()));
-        }
-        bail!(
-            "no master key: set `WEFT_MASTER_KEY` (64 hex digits; `weft credentials new-key` makes one) or `WEFT_MASTER_KEY_FILE` to a file outside the store"
-        )
-    }
-}
 
 #[derive(Serialize, Deserialize)]
 struct Sealed {
@@ -130,12 +64,11 @@ impl Vault {
     /// Opens the vault of `workspace` in `store`, checking `key` against the store's check
     /// record (and writing that record on first use).
     pub fn open(store: &SledStore, workspace: &str, key: MasterKey) -> anyhow::Result<Self> {
-        let db = store.db();
         let vault = Self {
-            tree: db.open_tree("credentials")?,
-            meta: db.open_tree("meta")?,
+            tree: store.tree(Tree::Credentials)?,
+            meta: store.tree(Tree::Meta)?,
             workspace: workspace.to_string(),
-            cipher: ChaCha20Poly1305::new(Key::from_slice(&key.0)),
+            cipher: key.cipher(),
         };
         match vault.meta.get("master-key-check")? {
             Some(bytes) => {
@@ -257,5 +190,11 @@ impl Vault {
             });
         }
         Ok(out)
+    }
+}
+
+impl StoredCredentials for Vault {
+    fn get(&self, scope: &Scope, name: &str) -> anyhow::Result<Option<CredentialSpec>> {
+        Vault::get(self, scope, name)
     }
 }

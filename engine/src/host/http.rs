@@ -8,8 +8,6 @@
 //! client's resolver is the one doing the checking. Responses are capped, and any secret of the
 //! step's credential that an upstream echoes back is redacted before the plugin sees it.
 
-pub mod policy;
-
 use std::collections::HashMap;
 use std::error::Error as _;
 use std::net::{IpAddr, SocketAddr};
@@ -21,29 +19,13 @@ use url::Url;
 use wasmtime::component::{HasData, Linker};
 
 use super::bindings::weft::step::http::{self, HttpError, Request, Response};
-use crate::credentials::{Auth, Credential};
-use crate::limits::Bytes;
-use crate::redact::Redactor;
-use policy::{AddressPolicy, HostPattern};
+use crate::secrets::{Auth, Credential};
+use weft_model::grants::http::{AddressPolicy, HttpGrant};
+use weft_model::limits::Bytes;
+use weft_model::redact::Redactor;
 
 /// Most redirects followed for one request.
 const MAX_REDIRECTS: usize = 10;
-
-/// What a plugin may reach over HTTP, from its `http` grant in the workspace file.
-#[derive(Debug, Clone, Default)]
-pub struct HttpGrant {
-    /// Origins the plugin may send requests to.
-    pub allow: Vec<HostPattern>,
-    /// Which special addresses it may connect to.
-    pub addresses: AddressPolicy,
-    /// The largest response body it may receive.
-    pub max_response: u64,
-}
-
-impl HttpGrant {
-    /// The default response cap: 10 MiB.
-    pub const DEFAULT_MAX_RESPONSE: u64 = 10 << 20;
-}
 
 /// HTTP clients shared by every step, one per address policy, so connections are pooled
 /// while each policy's resolver checks the addresses it hands out.

@@ -6,7 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
-use super::files::{CustomerSpec, InstanceSpec, IntegrationFile};
+use crate::spec::{CustomerSpec, InstanceSpec, IntegrationFile};
 
 /// Where a config var's value came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,7 +143,7 @@ impl fmt::Display for ConfigProblem {
     }
 }
 
-pub(super) fn resolve(
+pub(crate) fn resolve(
     integration: &IntegrationFile,
     workspace: &Map<String, Json>,
     customer: &CustomerSpec,
@@ -209,7 +209,7 @@ pub(super) fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::integration::files::ConfigVarSpec;
+    use crate::spec::ConfigVarSpec;
     use serde_json::json;
 
     fn obj(v: Json) -> Map<String, Json> {

@@ -4,24 +4,19 @@
 //! together and returns either a workspace ready to run or every problem found, each naming
 //! the file, flow, step and field and saying what would fix it.
 
-mod config;
-pub mod files;
-pub mod template;
-mod validate;
-
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use config::{ConfigProblem, Level, ResolvedConfig, ResolvedVar};
-pub use files::{CustomerSpec, InstanceSpec, IntegrationFile, WorkspaceFile};
-
-use crate::host::http::HttpGrant;
-use crate::host::s3::S3Grant;
+use crate::config::{self, ConfigProblem, ResolvedConfig};
+use crate::grants::http::HttpGrant;
+use crate::grants::s3::S3Grant;
 use crate::limits::StepLimits;
-use crate::plugin::manifest::Manifest;
-use template::Template;
+use crate::manifest::Manifest;
+use crate::spec::{self, CustomerSpec, InstanceSpec, IntegrationFile, WorkspaceFile};
+use crate::template::Template;
+use crate::validate;
 
 /// A workspace that parsed and validated: ready to run.
 #[derive(Debug, Clone)]
@@ -76,7 +71,7 @@ pub struct Step {
     /// When to try again after a retryable error.
     pub retry: Option<RetryPolicy>,
     /// What a failure does to the run.
-    pub on_error: files::OnError,
+    pub on_error: spec::OnError,
 }
 
 /// A step's retry policy, parsed.
@@ -98,15 +93,15 @@ impl RetryPolicy {
     /// The most attempts a step may ask for.
     pub const MAX_ATTEMPTS: u32 = 20;
 
-    /// The wait before attempt `attempt` (2 for the first retry).
-    pub fn delay_before(&self, attempt: u32) -> std::time::Duration {
+    /// The wait before attempt `attempt` (2 for the first retry). With jitter, `random` (in
+    /// `0.0..=1.0`, drawn by the caller so this stays deterministic) picks where between half
+    /// and all of the full wait it falls.
+    pub fn delay_before(&self, attempt: u32, random: f64) -> std::time::Duration {
         let exponent = attempt.saturating_sub(2) as i32;
         let full = self.delay.as_secs_f64() * self.backoff.powi(exponent);
         let full = full.min(self.max_delay.as_secs_f64()).max(0.0);
         let wait = if self.jitter {
-            use chacha20poly1305::aead::rand_core::RngCore as _;
-            let r = chacha20poly1305::aead::OsRng.next_u32() as f64 / u32::MAX as f64;
-            full * (0.5 + r / 2.0)
+            full * (0.5 + random.clamp(0.0, 1.0) / 2.0)
         } else {
             full
         };
@@ -235,60 +230,6 @@ impl Workspace {
         self.file.plugins.get(name)?.limits.as_ref()?.concurrency
     }
 
-    /// Checks a loaded plugin against its policy: the SHA-256 pin, and every interface it
-    /// imports must be one the policy grants and a version this engine serves. The message
-    /// names the plugin, its digest, the interface and the policy line that would allow it.
-    pub fn check_plugin(&self, plugin: &crate::plugin::Plugin) -> Result<(), String> {
-        let name = &plugin.name;
-        let spec = self.file.plugins.get(name);
-        let short = &plugin.sha256[..12];
-        if let Some(pin) = spec.and_then(|s| s.sha256.as_deref())
-            && !pin.eq_ignore_ascii_case(&plugin.sha256)
-        {
-            return Err(format!(
-                "plugin `{name}` has sha256 {}, but `[plugins.{name}]` pins sha256 = \"{pin}\"; the file changed. If you trust the new one, set `sha256 = \"{}\"`",
-                plugin.sha256, plugin.sha256
-            ));
-        }
-        for import in &plugin.imports {
-            let Some(rest) = import.strip_prefix("weft:step/") else {
-                // WASI is linked with nothing to reach: no files, sockets or environment.
-                if import.starts_with("wasi:") {
-                    continue;
-                }
-                return Err(format!(
-                    "plugin `{name}` (sha256 {short}…) imports `{import}`, which Weft does not provide; a step may import `weft:step` and WASI interfaces only"
-                ));
-            };
-            // The version was checked when the plugin was loaded.
-            let interface = rest.split_once('@').map_or(rest, |(i, _)| i);
-            let granted = match interface {
-                "types" | "config" | "log" => true,
-                "http" => spec.is_some_and(|s| s.http.is_some()),
-                "s3" => spec.is_some_and(|s| s.s3.is_some()),
-                "state" => spec.is_some_and(|s| s.state),
-                _ => false,
-            };
-            if !granted {
-                let line = match interface {
-                    "http" => "http = { allow = [\"https://api.example.com\"] }",
-                    "s3" => "s3 = { buckets = [\"BUCKET\"] }",
-                    "state" => "state = true",
-                    _ => {
-                        return Err(format!(
-                            "plugin `{name}` (sha256 {short}…) imports `{import}`, which this engine does not serve"
-                        ));
-                    }
-                };
-                return Err(format!(
-                    "plugin `{name}` (sha256 {short}…) imports `{import}`, which its policy does not grant; to allow it, add `{line}` to `[plugins.{name}]` in `{}`",
-                    self.path.display()
-                ));
-            }
-        }
-        Ok(())
-    }
-
     /// The S3 grant of plugin `name`, if its `[plugins.NAME]` entry has one.
     pub fn s3_grant(&self, name: &str) -> Option<Arc<S3Grant>> {
         self.s3_grants.get(name).cloned()
@@ -319,7 +260,7 @@ impl Workspace {
     }
 }
 
-fn plugin_source(file: &WorkspaceFile, dir: &Path, name: &str) -> Option<PluginSource> {
+pub(crate) fn plugin_source(file: &WorkspaceFile, dir: &Path, name: &str) -> Option<PluginSource> {
     match file.plugins.get(name) {
         Some(spec) => Some(match spec.source.strip_prefix("builtin:") {
             Some(builtin) => PluginSource::Builtin(builtin.to_string()),
@@ -331,6 +272,6 @@ fn plugin_source(file: &WorkspaceFile, dir: &Path, name: &str) -> Option<PluginS
             }
             None => PluginSource::File(dir.join(&spec.source)),
         }),
-        None => crate::plugin::builtin::get(name).map(|_| PluginSource::Builtin(name.to_string())),
+        None => crate::builtin::is_builtin(name).then(|| PluginSource::Builtin(name.to_string())),
     }
 }

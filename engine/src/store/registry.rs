@@ -18,10 +18,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 use sha2::{Digest, Sha256};
 
-use crate::credentials::CredentialSpec;
-use crate::integration::files::{PluginSpec, WorkspaceMeta};
-use crate::integration::{CustomerSpec, InstanceSpec, IntegrationFile, Workspace, WorkspaceFile};
-use crate::value::hex;
+use super::SledStore;
+use super::trees::Tree;
+
+use weft_model::credential::CredentialSpec;
+use weft_model::spec::{CustomerSpec, InstanceSpec, IntegrationFile, WorkspaceFile};
+use weft_model::spec::{PluginSpec, WorkspaceMeta};
+use weft_model::workspace::Workspace;
 
 /// The workspace-level part of the managed state.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -100,13 +103,18 @@ fn integration_prefix(name: &str) -> Vec<u8> {
     format!("integration/{name}/").into_bytes()
 }
 
+impl SledStore {
+    /// The managed state kept in this store.
+    pub fn registry(&self) -> anyhow::Result<Registry> {
+        Registry::open(self)
+    }
+}
+
 impl Registry {
-    /// The managed state kept in `db` (the store's database).
-    pub fn open(db: &sled::Db) -> anyhow::Result<Self> {
+    /// The managed state kept in `store`.
+    pub fn open(store: &SledStore) -> anyhow::Result<Self> {
         Ok(Self {
-            tree: db
-                .open_tree("registry")
-                .context("failed to open the `registry` tree")?,
+            tree: store.tree(Tree::Registry)?,
         })
     }
 
@@ -228,7 +236,7 @@ impl Registry {
         let mut newest: BTreeMap<String, u32> = BTreeMap::new();
         for (name, integration) in &ws.integrations {
             let text = serde_json::to_vec(&integration.spec)?;
-            let sha256 = hex(&Sha256::digest(&text));
+            let sha256 = hex::encode(Sha256::digest(&text));
             let versions = self.versions(name)?;
             let latest = versions.last();
             let version = match latest {

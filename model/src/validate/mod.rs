@@ -5,17 +5,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::files::{IntegrationFile, RetrySpec, StepSpec, WorkspaceFile, read_file};
-use super::template::{Path as RefPath, Segment, Template};
-use super::{
+use crate::config::ConfigProblem;
+use crate::grants::http::{AddressPolicy, HostPattern, HttpGrant};
+use crate::grants::s3::{BucketGrant, S3Grant};
+use crate::limits::{Bytes, Human, StepLimits, parse_duration, parse_size};
+use crate::manifest::Manifest;
+use crate::spec::{IntegrationFile, RetrySpec, StepSpec, WorkspaceFile, read_file};
+use crate::template::{Path as RefPath, Segment, Template};
+use crate::workspace::{
     Diagnostic, Flow, Integration, PluginSource, RetryPolicy, Step, ValidationErrors, Workspace,
     plugin_source,
 };
-use crate::host::http::HttpGrant;
-use crate::host::http::policy::{AddressPolicy, HostPattern};
-use crate::host::s3::{BucketGrant, S3Grant};
-use crate::limits::{Bytes, Human, StepLimits, parse_duration, parse_size};
-use crate::plugin::manifest::Manifest;
 
 struct Report {
     diagnostics: Vec<Diagnostic>,
@@ -35,7 +35,7 @@ fn quoted(kind: &str, name: &str) -> String {
     format!("{kind} `{name}`")
 }
 
-pub(super) fn load(path: &Path) -> Result<Workspace, ValidationErrors> {
+pub(crate) fn load(path: &Path) -> Result<Workspace, ValidationErrors> {
     let mut report = Report {
         diagnostics: Vec::new(),
     };
@@ -60,7 +60,7 @@ pub(super) fn load(path: &Path) -> Result<Workspace, ValidationErrors> {
 
 /// Checks a workspace whose files were already read: `path` is where the workspace file is (or
 /// was), so relative paths in it resolve; `integrations` are the integration files with theirs.
-pub(super) fn build(
+pub(crate) fn build(
     path: &Path,
     file: WorkspaceFile,
     integrations: Vec<(PathBuf, IntegrationFile)>,
@@ -144,13 +144,13 @@ fn check_plugins(file: &WorkspaceFile, dir: &Path, path: &Path, report: &mut Rep
     for name in file.plugins.keys() {
         let at = [quoted("plugin", name), "field `source`".into()];
         match plugin_source(file, dir, name) {
-            Some(PluginSource::Builtin(builtin)) if crate::plugin::builtin::get(&builtin).is_none() => {
+            Some(PluginSource::Builtin(builtin)) if !crate::builtin::is_builtin(&builtin) => {
                 report.add(
                     path,
                     &at,
                     format!(
                         "there is no built-in plugin `{builtin}`; built-in plugins are {}",
-                        crate::plugin::builtin::names().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                        crate::builtin::names().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
                     ),
                 );
             }
@@ -283,7 +283,7 @@ fn check_manifests(
     for name in names {
         let at = [quoted("plugin", name)];
         let manifest = match plugin_source(file, dir, name) {
-            Some(PluginSource::Builtin(b)) => crate::plugin::builtin::manifest(&b)
+            Some(PluginSource::Builtin(b)) => crate::builtin::manifest(&b)
                 .map(|text| Manifest::parse(text, &format!("builtin:{b}")))
                 .transpose(),
             Some(PluginSource::File(wasm)) => Manifest::beside(&wasm),
@@ -473,7 +473,7 @@ fn check_integration(
                     format!(
                         "unknown plugin `{}`; add it to `[plugins]` in the workspace file or use a built-in plugin ({})",
                         step.plugin,
-                        crate::plugin::builtin::names().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                        crate::builtin::names().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
                     ),
                 );
             }
@@ -886,10 +886,10 @@ fn check_customers_and_instances(ws: &Workspace, report: &mut Report) {
         if let Err(problems) = ws.resolve_config(instance) {
             for problem in problems {
                 let var = match &problem {
-                    super::ConfigProblem::Missing { var, .. }
-                    | super::ConfigProblem::WrongType { var, .. }
-                    | super::ConfigProblem::Undeclared { var, .. } => format!("config var `{var}`"),
-                    super::ConfigProblem::Other(_) => "field `config`".into(),
+                    ConfigProblem::Missing { var, .. }
+                    | ConfigProblem::WrongType { var, .. }
+                    | ConfigProblem::Undeclared { var, .. } => format!("config var `{var}`"),
+                    ConfigProblem::Other(_) => "field `config`".into(),
                 };
                 report.add(path, &[at.clone(), var], problem.to_string());
             }

@@ -10,8 +10,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Map, Value as Json};
 
 use super::Secret;
-use crate::integration::template::{Path as RefPath, RenderError, Template, walk};
-use crate::value::Val;
+use weft_model::template::{Path as RefPath, RenderError, Template, walk};
+use weft_model::value::Val;
 
 /// The algorithms a `jwt-bearer` credential may use.
 pub const ALGORITHMS: &str = "HS256, HS384, HS512, RS256, RS384, RS512, PS256, ES256";
@@ -133,7 +133,7 @@ impl JwtSigner {
             hash.update(serde_json::to_vec(&header).unwrap_or_default());
             hash.update([0]);
             hash.update(key.expose().as_bytes());
-            crate::value::hex(&hash.finalize())
+            hex::encode(hash.finalize())
         };
         Ok(Self {
             alg,

@@ -35,7 +35,7 @@ impl Val {
             Val::Bytes { content_type, data } => RecordedValue::Bytes(BytesSummary {
                 content_type: content_type.clone(),
                 size: data.len() as u64,
-                sha256: hex(&Sha256::digest(data)),
+                sha256: hex::encode(Sha256::digest(data)),
             }),
         }
     }
@@ -78,15 +78,4 @@ pub struct BytesSummary {
     pub size: u64,
     /// Lower-case hex SHA-256 of the bytes.
     pub sha256: String,
-}
-
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }

@@ -5,6 +5,22 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use url::Url;
 
+/// What a plugin may reach over HTTP, from its `http` grant in the workspace file.
+#[derive(Debug, Clone, Default)]
+pub struct HttpGrant {
+    /// Origins the plugin may send requests to.
+    pub allow: Vec<HostPattern>,
+    /// Which special addresses it may connect to.
+    pub addresses: AddressPolicy,
+    /// The largest response body it may receive.
+    pub max_response: u64,
+}
+
+impl HttpGrant {
+    /// The default response cap: 10 MiB.
+    pub const DEFAULT_MAX_RESPONSE: u64 = 10 << 20;
+}
+
 /// A granted origin such as `https://pokeapi.co`, `https://*.example.com:8443` or
 /// `http://127.0.0.1:*`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,48 @@
+//! The sled trees of the store, named in one place. Only the store's own modules open them;
+//! the rest of the engine goes through typed accessors ([`super::SledStore::registry`],
+//! [`super::vault::Vault::open`], [`super::SledStore::schedule_ticks`],
+//! [`super::SledStore::compile_cache_key`]).
+
+use anyhow::Context as _;
+
+/// A tree of the store's database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Tree {
+    /// Run records, by run id.
+    Runs,
+    /// Step records, by run id and step index.
+    Steps,
+    /// Binary step values, by SHA-256.
+    Blobs,
+    /// The snapshot of where runs in progress can be.
+    Running,
+    /// The managed state: workspace, integrations and versions, customers, instances, config.
+    Registry,
+    /// Sealed credentials.
+    Credentials,
+    /// Keys and check records: the master key check, the compile cache's sealing key.
+    Meta,
+    /// The last tick of each schedule.
+    Schedules,
+}
+
+impl Tree {
+    fn name(self) -> &'static str {
+        match self {
+            Tree::Runs => "runs",
+            Tree::Steps => "steps",
+            Tree::Blobs => "blobs",
+            Tree::Running => "running",
+            Tree::Registry => "registry",
+            Tree::Credentials => "credentials",
+            Tree::Meta => "meta",
+            Tree::Schedules => "schedules",
+        }
+    }
+
+    /// Opens this tree of `db`.
+    pub(super) fn open(self, db: &sled::Db) -> anyhow::Result<sled::Tree> {
+        db.open_tree(self.name())
+            .with_context(|| format!("failed to open the store's `{}` tree", self.name()))
+    }
+}

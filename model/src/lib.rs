@@ -1,0 +1,32 @@
+//! Weft's model: everything about an integration that can be known without running it.
+//!
+//! Layers, bottom to top; each module imports only the ones above it in this list:
+//! - **core**: [`value`] (values between steps), [`limits`] (limits and units), [`redact`];
+//! - **grants**: [`grants`] (HTTP and S3 grants, host patterns, the address policy);
+//! - **model**: [`credential`] and [`spec`] (what the files say), [`template`], [`manifest`]
+//!   and [`builtin`] (what plugins declare), [`config`] (config var resolution), [`workspace`]
+//!   (a validated workspace, built by the private `validate`), and [`records`] (what a run
+//!   leaves behind).
+//!
+//! The crate has no runtime: no wasmtime, tokio, sled or AWS SDK. The engine (`weft`) runs
+//! what this crate describes.
+
+#![deny(missing_docs)]
+
+pub mod limits;
+pub mod redact;
+pub mod value;
+
+pub mod grants;
+
+pub mod builtin;
+pub mod config;
+pub mod credential;
+pub mod manifest;
+pub mod records;
+pub mod spec;
+pub mod template;
+mod validate;
+pub mod workspace;
+
+pub use workspace::{Diagnostic, ValidationErrors, Workspace};
