@@ -207,3 +207,11 @@ pub struct LogLine {
     /// The text (cut to the host's per-line cap).
     pub message: String,
 }
+
+/// The current time as records keep it: milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

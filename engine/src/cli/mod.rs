@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+use weft::model::records::now_ms;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -576,13 +577,6 @@ fn exit_code(run: &weft::store::RunRecord) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 fn parse_durability(text: &str) -> Result<Durability, String> {

@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use weft_model::records::now_ms;
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
@@ -84,13 +85,6 @@ pub enum ConfigLevel {
 #[derive(Debug, Clone)]
 pub struct Registry {
     tree: sled::Tree,
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 fn integration_key(name: &str, version: u32) -> Vec<u8> {

@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use weft_model::records::now_ms;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -72,12 +73,6 @@ fn floor_at(ms: u64) -> String {
     let mut bytes = [0u8; 16];
     bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
     uuid::Uuid::from_bytes(bytes).to_string()
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl SledStore {
