@@ -69,6 +69,7 @@ pub use weft_model as model;
 
 pub mod auth;
 pub mod build;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod host;
 pub mod plugin;

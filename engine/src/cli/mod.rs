@@ -1,6 +1,7 @@
 //! Commands of the `weft` binary.
 
 mod credentials;
+#[cfg(feature = "demo")]
 mod demo;
 mod manage;
 mod output;
@@ -37,6 +38,7 @@ struct Cli {
 enum Command {
     /// Run the Pokemon Avatar Sync example end to end, offline: local stand-ins for the Pokemon
     /// API and S3, both customers' instances, and where the avatars landed.
+    #[cfg(feature = "demo")]
     Demo {
         /// Where to keep the demo's workspace, bucket and run records.
         #[arg(long, value_name = "DIR", default_value = ".weft/demo")]
@@ -344,6 +346,7 @@ pub fn main() -> anyhow::Result<ExitCode> {
         Command::Instances { command } => manage::instances(cli.store.as_deref(), command),
         Command::Integrations { command } => manage::integrations(cli.store.as_deref(), command),
         Command::Config { command } => manage::config(cli.store.as_deref(), command),
+        #[cfg(feature = "demo")]
         Command::Demo { dir, path_helper } => demo::main(dir, path_helper.into()),
         Command::Credentials { command } => credentials::main(command, cli.store.as_deref()),
         Command::Runs { command } => match command {

@@ -137,15 +137,15 @@ pub struct HttpContext {
     pub clients: Arc<HttpClients>,
 }
 
-/// The per-execution state of `weft:step/http`.
+/// The host side of `weft:step/http` for one step execution.
 #[derive(Debug, Default)]
-pub struct HttpState {
+pub struct HttpHost {
     context: Option<HttpContext>,
     deadline: Option<Instant>,
     redactor: Redactor,
 }
 
-impl HttpState {
+impl HttpHost {
     /// State for one step execution; `None` means the plugin has no HTTP grant at all.
     pub fn new(context: Option<HttpContext>, deadline: Instant) -> Self {
         let redactor = Redactor::new(
@@ -163,7 +163,7 @@ impl HttpState {
     }
 }
 
-impl http::Host for HttpState {
+impl http::Host for HttpHost {
     async fn send(&mut self, req: Request) -> Result<Response, HttpError> {
         let Some(ctx) = self.context.clone() else {
             return Err(HttpError::Denied(
@@ -430,13 +430,13 @@ async fn finish(
 struct HasHttp;
 
 impl HasData for HasHttp {
-    type Data<'a> = &'a mut HttpState;
+    type Data<'a> = &'a mut HttpHost;
 }
 
 /// Adds `weft:step/http` to `linker`, with per-execution state from `get`.
 pub fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
-    get: fn(&mut T) -> &mut HttpState,
+    get: fn(&mut T) -> &mut HttpHost,
 ) -> wasmtime::Result<()> {
     http::add_to_linker::<T, HasHttp>(linker, get)
 }

@@ -3,7 +3,7 @@
 use wasmtime::component::{HasData, Linker};
 
 use super::bindings::weft::step::log;
-pub use weft_model::records::{LogLevel as Level, LogLine};
+use weft_model::records::{LogLevel, LogLine};
 
 /// Most messages one step execution may log; later ones are counted, not kept.
 pub const MAX_LINES: usize = 1000;
@@ -23,7 +23,7 @@ pub struct StepLog {
 }
 
 impl StepLog {
-    fn push(&mut self, level: Level, mut message: String) {
+    fn push(&mut self, level: LogLevel, mut message: String) {
         if message.len() > MAX_LINE_BYTES {
             let mut cut = MAX_LINE_BYTES;
             while !message.is_char_boundary(cut) {
@@ -43,9 +43,9 @@ impl StepLog {
     /// Records a line the step wrote to stdout or stderr.
     pub(crate) fn push_stdio(&mut self, stream: &str, line: &str) {
         let level = if stream == "stderr" {
-            Level::Warn
+            LogLevel::Warn
         } else {
-            Level::Info
+            LogLevel::Info
         };
         self.push(level, format!("[{stream}] {line}"));
     }
@@ -54,7 +54,7 @@ impl StepLog {
     pub fn finish(mut self) -> Vec<LogLine> {
         if self.dropped > 0 {
             self.lines.push(LogLine {
-                level: Level::Warn,
+                level: LogLevel::Warn,
                 message: format!(
                     "{} more log lines were dropped: a step may log {MAX_LINES} lines or {} KiB",
                     self.dropped,
@@ -69,10 +69,10 @@ impl StepLog {
 impl log::Host for StepLog {
     fn log(&mut self, level: log::Level, message: String) {
         let level = match level {
-            log::Level::Debug => Level::Debug,
-            log::Level::Info => Level::Info,
-            log::Level::Warn => Level::Warn,
-            log::Level::Error => Level::Error,
+            log::Level::Debug => LogLevel::Debug,
+            log::Level::Info => LogLevel::Info,
+            log::Level::Warn => LogLevel::Warn,
+            log::Level::Error => LogLevel::Error,
         };
         self.push(level, message);
     }

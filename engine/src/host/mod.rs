@@ -29,7 +29,7 @@ const STDIO_CAPTURE: usize = 64 << 10;
 
 /// Everything a step's [`wasmtime::Store`] holds. A new one is made for every execution, so
 /// nothing a step leaves behind reaches the next one.
-pub struct StepState {
+pub struct StepData {
     wasi: WasiCtx,
     table: ResourceTable,
     /// The instance's config vars, read through `weft:step/config`.
@@ -37,32 +37,32 @@ pub struct StepState {
     /// What the step logged through `weft:step/log`.
     pub log: log::StepLog,
     /// Outbound HTTP through `weft:step/http`.
-    pub http: http::HttpState,
+    pub http: http::HttpHost,
     /// Object writes through `weft:step/s3`.
-    pub s3: s3::S3State,
+    pub s3: s3::S3Host,
     /// Persisted key-value state through `weft:step/state`.
-    pub state: state::StepStateStore,
+    pub state: state::StateHost,
     pub(crate) limiter: StepLimiter,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
 }
 
-impl std::fmt::Debug for StepState {
+impl std::fmt::Debug for StepData {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StepState")
+        f.debug_struct("StepData")
             .field("config", &self.config)
             .field("log", &self.log)
             .finish_non_exhaustive()
     }
 }
 
-impl StepState {
+impl StepData {
     /// State for one execution: no files, no network, no environment, stdio captured.
     pub fn new(
         config: config::ConfigVars,
-        http: http::HttpState,
-        s3: s3::S3State,
-        state: state::StepStateStore,
+        http: http::HttpHost,
+        s3: s3::S3Host,
+        state: state::StateHost,
         memory_limit: u64,
     ) -> Self {
         let stdout = MemoryOutputPipe::new(STDIO_CAPTURE);
@@ -103,7 +103,7 @@ impl StepState {
     }
 }
 
-impl WasiView for StepState {
+impl WasiView for StepData {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
             ctx: &mut self.wasi,

@@ -146,14 +146,14 @@ pub struct S3Context {
     pub clients: Arc<S3Clients>,
 }
 
-/// The per-execution state of `weft:step/s3`.
+/// The host side of `weft:step/s3` for one step execution.
 #[derive(Debug, Default)]
-pub struct S3State {
+pub struct S3Host {
     context: Option<S3Context>,
     deadline: Option<Instant>,
 }
 
-impl S3State {
+impl S3Host {
     /// State for one step execution; `None` means S3 is not available to it at all.
     pub fn new(context: Option<S3Context>, deadline: Instant) -> Self {
         Self {
@@ -170,7 +170,7 @@ struct Target {
     path_style: bool,
 }
 
-impl s3::Host for S3State {
+impl s3::Host for S3Host {
     async fn put_object(&mut self, req: PutObjectRequest) -> Result<PutObjectOutput, S3Error> {
         let Some(ctx) = &self.context else {
             return Err(S3Error::Denied("S3 is not available to this step".into()));
@@ -461,13 +461,13 @@ fn form_encode(text: &str) -> String {
 struct HasS3;
 
 impl HasData for HasS3 {
-    type Data<'a> = &'a mut S3State;
+    type Data<'a> = &'a mut S3Host;
 }
 
 /// Adds `weft:step/s3` to `linker`, with per-execution state from `get`.
 pub fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
-    get: fn(&mut T) -> &mut S3State,
+    get: fn(&mut T) -> &mut S3Host,
 ) -> wasmtime::Result<()> {
     s3::add_to_linker::<T, HasS3>(linker, get)
 }

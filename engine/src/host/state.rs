@@ -20,9 +20,9 @@ pub const MAX_VALUE: u64 = 64 << 10;
 /// The most one scope may hold, keys and values together.
 pub const MAX_SCOPE: u64 = 1 << 20;
 
-/// Where a step's state lives.
+/// Where a step's persisted state lives: the store and the flow and instance scopes.
 #[derive(Clone)]
-pub struct StateContext {
+pub struct StateLocation {
     /// The store.
     pub store: Arc<dyn RunStore>,
     /// The instance's current flow's scope.
@@ -31,16 +31,16 @@ pub struct StateContext {
     pub instance: StateScope,
 }
 
-impl std::fmt::Debug for StateContext {
+impl std::fmt::Debug for StateLocation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StateContext")
+        f.debug_struct("StateLocation")
             .field("flow", &self.flow)
             .field("instance", &self.instance)
             .finish_non_exhaustive()
     }
 }
 
-impl StateContext {
+impl StateLocation {
     /// The scopes of `instance` of `workspace` running `flow`. Ids are length-prefixed so no
     /// choice of names makes two scopes collide.
     pub fn new(store: Arc<dyn RunStore>, workspace: &str, instance: &str, flow: &str) -> Self {
@@ -57,16 +57,17 @@ impl StateContext {
     }
 }
 
-/// The per-execution state of `weft:step/state`.
+/// The host side of `weft:step/state` for one step execution: reads, and writes kept until the
+/// step succeeds.
 #[derive(Debug, Default)]
-pub struct StepStateStore {
-    context: Option<StateContext>,
+pub struct StateHost {
+    context: Option<StateLocation>,
     pending: BTreeMap<(StateScope, String), Option<Vec<u8>>>,
 }
 
-impl StepStateStore {
+impl StateHost {
     /// State for one step execution; `None` when the step runs outside a run.
-    pub fn new(context: Option<StateContext>) -> Self {
+    pub fn new(context: Option<StateLocation>) -> Self {
         Self {
             context,
             pending: BTreeMap::new(),
@@ -107,7 +108,7 @@ impl StepStateStore {
     }
 }
 
-impl state::Host for StepStateStore {
+impl state::Host for StateHost {
     fn get(&mut self, scope: Scope, key: String) -> Option<Vec<u8>> {
         let scope = self.scope(scope)?;
         if let Some(value) = self.pending.get(&(scope.clone(), key.clone())) {
@@ -168,13 +169,13 @@ impl state::Host for StepStateStore {
 struct HasState;
 
 impl HasData for HasState {
-    type Data<'a> = &'a mut StepStateStore;
+    type Data<'a> = &'a mut StateHost;
 }
 
 /// Adds `weft:step/state` to `linker`, with per-execution state from `get`.
 pub fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
-    get: fn(&mut T) -> &mut StepStateStore,
+    get: fn(&mut T) -> &mut StateHost,
 ) -> wasmtime::Result<()> {
     state::add_to_linker::<T, HasState>(linker, get)
 }

@@ -26,10 +26,10 @@ use wasmtime::{
 
 use crate::host::bindings::{Step as StepBindings, StepPre};
 use crate::host::config::ConfigVars;
-use crate::host::http::{HttpClients, HttpContext, HttpState};
-use crate::host::s3::{S3Clients, S3Context, S3State};
-use crate::host::state::{StateContext, StepStateStore};
-use crate::host::{self, Blob, ErrorKind, MemoryLimitExceeded, StepState, Value};
+use crate::host::http::{HttpClients, HttpContext, HttpHost};
+use crate::host::s3::{S3Clients, S3Context, S3Host};
+use crate::host::state::{StateHost, StateLocation};
+use crate::host::{self, Blob, ErrorKind, MemoryLimitExceeded, StepData, Value};
 use crate::store::StateWrite;
 use cache::CacheCounters;
 pub use cache::CompileCache;
@@ -75,7 +75,7 @@ pub struct Plugin {
     pub sha256: String,
     /// The interfaces the component imports, as `package/interface@version`.
     pub imports: Vec<String>,
-    pre: StepPre<StepState>,
+    pre: StepPre<StepData>,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -114,7 +114,7 @@ pub struct StepCall<'a> {
     /// What the step may do with S3; `None` when S3 is not available to it.
     pub s3: Option<S3Context>,
     /// Where the step's persisted state lives; `None` outside a run.
-    pub state: Option<StateContext>,
+    pub state: Option<StateLocation>,
     /// How many steps of this plugin may execute at once, if its policy limits it.
     pub concurrency: Option<u32>,
 }
@@ -219,7 +219,7 @@ impl Drop for Ticker {
 /// The engine, the linker and the loaded plugins. One per process.
 pub struct PluginHost {
     engine: Engine,
-    linker: Linker<StepState>,
+    linker: Linker<StepData>,
     /// Plugins already compiled, by SHA-256 of their bytes.
     compiled: Mutex<HashMap<String, Arc<Plugin>>>,
     /// Plugins by where they were loaded from, to skip reading and hashing them again.
@@ -265,7 +265,7 @@ impl PluginHost {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = wt(Engine::new(&config)).context("failed to create the wasmtime engine")?;
 
-        let mut linker: Linker<StepState> = Linker::new(&engine);
+        let mut linker: Linker<StepData> = Linker::new(&engine);
         wt(wasmtime_wasi::p2::add_to_linker_async(&mut linker)).context("failed to link WASI")?;
         host::config::add_to_linker(&mut linker, |s| &mut s.config)?;
         host::log::add_to_linker(&mut linker, |s| &mut s.log)?;
@@ -494,15 +494,15 @@ impl PluginHost {
         let _permit = self.permits.acquire().await;
         let limits = call.limits;
         let deadline = std::time::Instant::now() + limits.time;
-        let http = HttpState::new(call.http, deadline);
-        let s3 = S3State::new(call.s3, deadline);
+        let http = HttpHost::new(call.http, deadline);
+        let s3 = S3Host::new(call.s3, deadline);
         let mut store = Store::new(
             &self.engine,
-            StepState::new(
+            StepData::new(
                 call.config,
                 http,
                 s3,
-                StepStateStore::new(call.state),
+                StateHost::new(call.state),
                 limits.memory,
             ),
         );
@@ -554,7 +554,7 @@ fn wt<T>(result: wasmtime::Result<T>) -> anyhow::Result<T> {
     result.map_err(anyhow::Error::from)
 }
 
-fn classify_trap(error: &wasmtime::Error, state: &StepState, limits: StepLimits) -> StepFailure {
+fn classify_trap(error: &wasmtime::Error, state: &StepData, limits: StepLimits) -> StepFailure {
     if let Some(desired) = state.limiter.exceeded {
         return StepFailure::MemoryLimit {
             limit: limits.memory,

@@ -11,7 +11,7 @@ use weft_model::template::{Path as RefPath, RenderError, walk};
 use weft_model::value::{RecordedValue, Val};
 
 use crate::host::config::ConfigVars;
-use crate::host::state::StateContext;
+use crate::host::state::StateLocation;
 use crate::secrets::Credential;
 
 /// What `{{ … }}` references can reach during a run.
@@ -82,7 +82,7 @@ pub(super) struct Bindings {
     /// What credential templates (a JWT's claims) can reach.
     pub(super) template_context: Arc<Json>,
     /// Where the steps' persisted state lives.
-    pub(super) state: StateContext,
+    pub(super) state: StateLocation,
 }
 
 /// A value as a record keeps it, secrets redacted.

@@ -19,7 +19,7 @@ use std::time::Instant;
 use serde_json::{Value as Json, json};
 
 use crate::host::config::ConfigVars;
-use crate::host::state::StateContext;
+use crate::host::state::StateLocation;
 use crate::plugin::PluginHost;
 use crate::store::vault::Vault;
 use crate::store::{Durability, GroupFlush, RunRecord, RunStore, RunWithSteps, Status, StepRecord};
@@ -428,7 +428,7 @@ impl Runner {
                     vars,
                     credentials,
                     template_context,
-                    state: StateContext::new(
+                    state: StateLocation::new(
                         self.store.clone(),
                         ws.name(),
                         &instance.id,
