@@ -913,6 +913,32 @@ fn the_openapi_document_lists_every_route() {
 }
 
 #[test]
+fn a_bad_query_string_answers_in_the_documented_error_shape() {
+    let server = TestServer::start();
+    let env = env(&server, "");
+    let served = serve(&env, &[]);
+    let admin = format!("Bearer {}", admin_token());
+    let auth = [("Authorization", admin.as_str())];
+    for path in ["/api/v1/runs?limit=abc", "/api/v1/runs?limit=-1"] {
+        let reply = served.call("GET", path, &auth, b"");
+        assert_eq!(reply.status, 400, "{path}: {}", reply.text());
+        assert_eq!(reply.header("content-type"), Some("application/json"));
+        assert_eq!(reply.code(), "bad_request", "{path}");
+        let message = reply.json()["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(message.contains("limit"), "{path}: {message}");
+    }
+    // A caller without credentials learns nothing about the query: it is refused first.
+    let reply = served.call("GET", "/api/v1/runs?limit=abc", &[], b"");
+    assert_eq!(
+        (reply.status, reply.code()),
+        (401, "missing_credentials".into())
+    );
+}
+
+#[test]
 fn credentials_are_write_only_through_the_api() {
     let server = TestServer::start();
     let env = env(&server, "");

@@ -83,10 +83,6 @@ impl std::fmt::Debug for AuthConfig {
     }
 }
 
-fn is_hmac(alg: Algorithm) -> bool {
-    matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
-}
-
 fn min_secret(alg: Algorithm) -> usize {
     match alg {
         Algorithm::HS512 => 64,
@@ -107,7 +103,7 @@ impl AuthConfig {
             return Err("allow at least one algorithm".into());
         }
         for alg in algorithms {
-            if !is_hmac(*alg) {
+            if !crate::secrets::jwt::is_hmac(*alg) {
                 return Err(format!(
                     "{alg:?} needs a public key, not a secret; a workspace secret signs HS256, HS384 or HS512"
                 ));
@@ -235,7 +231,11 @@ impl AuthConfig {
         }
         // The key follows from the configuration, never from the token: an HMAC algorithm is
         // only ever checked with the secret, a public-key one only with the public key.
-        let key = match (is_hmac(alg), &self.secret, &self.public_key) {
+        let key = match (
+            crate::secrets::jwt::is_hmac(alg),
+            &self.secret,
+            &self.public_key,
+        ) {
             (true, Some(secret), _) => DecodingKey::from_secret(secret),
             (false, _, Some(key)) => key.clone(),
             _ => {
@@ -310,11 +310,13 @@ impl AuthConfig {
             ));
         };
         let given =
-            decode_hex(hash).ok_or_else(|| fail("bad_user_hash", "the user hash must be hex"))?;
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("any key length works");
-        mac.update(user_id.as_bytes());
-        mac.verify_slice(&given)
-            .map_err(|_| fail("bad_user_hash", "the user hash does not match the user id"))?;
+            hex::decode(hash).map_err(|_| fail("bad_user_hash", "the user hash must be hex"))?;
+        if !hmac_sha256_matches(secret, user_id.as_bytes(), &given) {
+            return Err(fail(
+                "bad_user_hash",
+                "the user hash does not match the user id",
+            ));
+        }
         if user_id.is_empty() {
             return Err(fail("bad_claims", "the user id is empty"));
         }
@@ -339,14 +341,12 @@ fn decode_part(part: &str, what: &str) -> Result<Map<String, Json>, AuthError> {
     }
 }
 
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
+/// Whether `mac` is the HMAC-SHA256 of `message` under `key`, compared in constant time. User
+/// hashes and signed webhooks are both checked with it.
+pub fn hmac_sha256_matches(key: &[u8], message: &[u8], mac: &[u8]) -> bool {
+    let mut hmac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
+    hmac.update(message);
+    hmac.verify_slice(mac).is_ok()
 }
 
 #[cfg(test)]

@@ -230,7 +230,7 @@ fn fire(
         if let Err(e) = server.start(&instance, &flow, trigger, true).await {
             eprintln!(
                 "schedule `{flow}` of `{instance}`: the run could not start: {}",
-                e.message
+                e.message()
             );
         }
         if !overlap {

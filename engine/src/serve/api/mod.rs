@@ -1,0 +1,9 @@
+//! The JSON API under `/api/v1`, one module per resource.
+
+pub(super) mod config;
+pub(super) mod credentials;
+pub(super) mod customers;
+pub(super) mod instances;
+pub(super) mod integrations;
+pub(super) mod meta;
+pub(super) mod runs;
