@@ -912,6 +912,125 @@ fn the_openapi_document_lists_every_route() {
     assert_eq!((unknown.status, unknown.code()), (404, "not_found".into()));
 }
 
+/// Every route of `weft serve`'s router, with its methods (the router in
+/// `engine/src/serve/mod.rs`; a route added there and not here fails the test below only if it
+/// is also missing from the document, so keep the two together).
+const ROUTES: &[(&str, &[&str])] = &[
+    ("/openapi.json", &["get"]),
+    ("/health", &["get"]),
+    ("/api/v1/me", &["get"]),
+    ("/api/v1/integrations", &["get"]),
+    ("/api/v1/customers", &["get"]),
+    ("/api/v1/customers/{customer}", &["get"]),
+    (
+        "/api/v1/customers/{customer}/config/{name}",
+        &["put", "delete"],
+    ),
+    ("/api/v1/config/{name}", &["put", "delete"]),
+    ("/api/v1/credentials", &["get"]),
+    ("/api/v1/credentials/{name}", &["put", "delete"]),
+    (
+        "/api/v1/customers/{customer}/credentials/{name}",
+        &["put", "delete"],
+    ),
+    ("/api/v1/instances", &["get"]),
+    ("/api/v1/instances/{instance}", &["get"]),
+    (
+        "/api/v1/instances/{instance}/config/{name}",
+        &["put", "delete"],
+    ),
+    ("/api/v1/instances/{instance}/flows/{flow}/runs", &["post"]),
+    ("/api/v1/runs", &["get"]),
+    ("/api/v1/runs/{run}", &["get"]),
+    (
+        "/webhooks/{instance}/{flow}",
+        &["get", "post", "put", "patch", "delete"],
+    ),
+];
+
+#[test]
+fn the_document_and_the_router_agree_on_every_route_method_and_parameter() {
+    let server = TestServer::start();
+    let env = env(&server, "");
+    let served = serve(&env, &[]);
+    let doc = served.call("GET", "/openapi.json", &[], b"").json();
+    let paths = doc["paths"].as_object().expect("the document has paths");
+    let documented: Vec<(String, String)> = paths
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .into_iter()
+                .flat_map(|ops| ops.keys())
+                .filter(|m| ["get", "put", "post", "patch", "delete"].contains(&m.as_str()))
+                .map(move |m| (path.clone(), m.clone()))
+        })
+        .collect();
+    let routed: Vec<(String, String)> = ROUTES
+        .iter()
+        .flat_map(|(path, methods)| methods.iter().map(|m| (path.to_string(), m.to_string())))
+        .collect();
+    for route in &routed {
+        assert!(
+            documented.contains(route),
+            "{route:?} is routed but not documented"
+        );
+    }
+    for route in &documented {
+        assert!(
+            routed.contains(route),
+            "{route:?} is documented but not routed"
+        );
+    }
+    // Path parameters: the names in the path are the ones the operation declares.
+    for (path, item) in paths {
+        let in_path: Vec<&str> = path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+            .collect();
+        for (method, op) in item.as_object().unwrap() {
+            let declared: Vec<&str> = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .chain(item["parameters"].as_array().into_iter().flatten())
+                .map(|p| match p["$ref"].as_str() {
+                    Some(r) => doc
+                        .pointer(r.trim_start_matches('#'))
+                        .unwrap_or(&Value::Null),
+                    None => p,
+                })
+                .filter(|p| p["in"] == "path")
+                .filter_map(|p| p["name"].as_str())
+                .collect();
+            for name in &in_path {
+                assert!(
+                    declared.contains(name),
+                    "{method} {path}: parameter `{name}` is not declared"
+                );
+            }
+            for name in &declared {
+                assert!(
+                    in_path.contains(name),
+                    "{method} {path}: declares `{name}`, which is not in the path"
+                );
+            }
+        }
+    }
+    // Every documented route is served: nothing falls through to the router's fallback.
+    for (path, method) in &documented {
+        let concrete = path
+            .split('/')
+            .map(|s| if s.starts_with('{') { "x" } else { s })
+            .collect::<Vec<_>>()
+            .join("/");
+        let reply = served.call(&method.to_uppercase(), &concrete, &[], b"");
+        assert!(
+            !(reply.status == 404 && reply.text().contains("no such route")),
+            "{method} {path} is documented but falls through to the fallback"
+        );
+    }
+}
+
 #[test]
 fn a_bad_query_string_answers_in_the_documented_error_shape() {
     let server = TestServer::start();

@@ -1,13 +1,17 @@
 //! Commands of the `weft` binary.
 
+mod args;
 mod credentials;
 #[cfg(feature = "demo")]
 mod demo;
 mod manage;
 mod output;
 mod plugins;
+mod replay;
 mod serve;
 
+use args::{parse_age, parse_durability, parse_status};
+use replay::again;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -521,82 +525,10 @@ fn open_managed_store(dir: &Path) -> anyhow::Result<SledStore> {
     open_store(dir)
 }
 
-/// `weft runs replay` and `weft runs resume`.
-fn again(
-    store: Option<&Path>,
-    workspace: Option<&Path>,
-    run_id: &str,
-    json: bool,
-    resume: bool,
-) -> anyhow::Result<ExitCode> {
-    let store_dir = store_dir(store, workspace);
-    let (ws, store) = match workspace {
-        Some(path) => {
-            let ws = load_workspace(path)?;
-            (ws, Arc::new(open_store(&store_dir)?))
-        }
-        None => {
-            let store = Arc::new(open_managed_store(&store_dir)?);
-            let run = store.get_run(run_id)?.with_context(|| {
-                format!(
-                    "no run `{run_id}` in the store at `{}`",
-                    store_dir.display()
-                )
-            })?;
-            let ws = store
-                .registry()?
-                .workspace_for(&run.run.instance, Some(run.run.integration_version))?;
-            (ws, store)
-        }
-    };
-    let vault = credentials::open_vault_if_configured(&store, ws.name())?;
-    let host = plugin_host(&store)?;
-    let runner = Runner::new(host, store.clone()).with_vault(vault);
-    let rt = runtime()?;
-    let run = rt.block_on(async {
-        if resume {
-            runner.resume(&ws, run_id).await
-        } else {
-            runner.replay(&ws, run_id).await
-        }
-    })?;
-    store.flush()?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&run)?);
-    } else {
-        if resume {
-            println!("Resumed run {run_id}");
-        } else {
-            println!("Replaying run {run_id} as run {}", run.run.id);
-        }
-        output::run_summary(&run, &store_dir, workspace);
-    }
-    Ok(exit_code(&run.run))
-}
-
 fn exit_code(run: &weft::store::RunRecord) -> ExitCode {
     if run.status == Status::Succeeded || run.status == Status::SucceededWithErrors {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     }
-}
-
-fn parse_durability(text: &str) -> Result<Durability, String> {
-    match text {
-        "step" => Ok(Durability::Step),
-        "run" => Ok(Durability::Run),
-        "background" => Ok(Durability::Background),
-        other => Err(format!(
-            "`{other}` is not a durability; write `step`, `run` or `background`"
-        )),
-    }
-}
-
-fn parse_status(text: &str) -> Result<Status, String> {
-    text.parse()
-}
-
-fn parse_age(text: &str) -> Result<Duration, String> {
-    weft_model::limits::parse_duration(text)
 }

@@ -7,14 +7,17 @@
 
 pub mod builtin;
 pub mod cache;
+mod fetch;
 pub mod inspect;
 pub mod policy;
+mod wire;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
+use wire::{from_wit, to_wit};
 
 use anyhow::Context;
 use sha2::{Digest, Sha256};
@@ -29,7 +32,7 @@ use crate::host::config::ConfigVars;
 use crate::host::http::{HttpClients, HttpContext, HttpHost};
 use crate::host::s3::{S3Clients, S3Context, S3Host};
 use crate::host::state::{StateHost, StateLocation};
-use crate::host::{self, Blob, ErrorKind, MemoryLimitExceeded, StepData, Value};
+use crate::host::{self, ErrorKind, MemoryLimitExceeded, StepData, Value};
 use crate::store::StateWrite;
 use cache::CacheCounters;
 pub use cache::CompileCache;
@@ -345,65 +348,6 @@ impl PluginHost {
         Ok(plugin)
     }
 
-    /// The component at `url`, which must have digest `sha256`: from the download directory
-    /// when it was fetched before, else fetched (at most 64 MiB), checked and kept there.
-    fn fetch(&self, url: &str, sha256: &str) -> anyhow::Result<Vec<u8>> {
-        if sha256.len() != 64 {
-            anyhow::bail!("a plugin fetched from a URL must be pinned with `sha256`");
-        }
-        let kept = self
-            .download_dir
-            .as_ref()
-            .map(|dir| dir.join(format!("{sha256}.wasm")));
-        if let Some(path) = &kept
-            && let Ok(bytes) = std::fs::read(path)
-            && hex::encode(Sha256::digest(&bytes)) == sha256
-        {
-            return Ok(bytes);
-        }
-        // The runner calls `load` from async code; the download gets a thread and a small
-        // runtime of its own rather than blocking a worker of the caller's.
-        let owned = url.to_string();
-        let bytes = thread::spawn(move || -> anyhow::Result<Vec<u8>> {
-            const MAX: u64 = 64 << 20;
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            rt.block_on(async {
-                let client = reqwest::Client::builder()
-                    .timeout(Duration::from_secs(60))
-                    .build()?;
-                let mut response = client.get(&owned).send().await?.error_for_status()?;
-                let mut bytes = Vec::new();
-                while let Some(chunk) = response.chunk().await? {
-                    bytes.extend_from_slice(&chunk);
-                    if bytes.len() as u64 > MAX {
-                        anyhow::bail!("the download is larger than {}", Bytes(MAX));
-                    }
-                }
-                Ok(bytes)
-            })
-        })
-        .join()
-        .map_err(|_| anyhow::anyhow!("the download thread panicked"))??;
-        let got = hex::encode(Sha256::digest(&bytes));
-        if got != sha256 {
-            anyhow::bail!(
-                "the download has sha256 {got}, but the policy pins sha256 = \"{sha256}\"; it was not loaded"
-            );
-        }
-        if let Some(path) = &kept
-            && let Some(dir) = path.parent()
-            && std::fs::create_dir_all(dir).is_ok()
-        {
-            let tmp = path.with_extension("wasm.tmp");
-            if std::fs::write(&tmp, &bytes).is_ok() {
-                let _ = std::fs::rename(&tmp, path);
-            }
-        }
-        Ok(bytes)
-    }
-
     /// Compiles and pre-instantiates a component from its bytes.
     pub fn load_bytes(&self, name: &str, bytes: &[u8]) -> anyhow::Result<Arc<Plugin>> {
         let sha256 = hex::encode(Sha256::digest(bytes));
@@ -572,28 +516,5 @@ fn classify_trap(error: &wasmtime::Error, state: &StepData, limits: StepLimits) 
         Some(Trap::StackOverflow) => StepFailure::StackOverflow,
         Some(trap) => StepFailure::Trap(trap.to_string()),
         None => StepFailure::Trap(format!("{error:#}")),
-    }
-}
-
-fn to_wit(value: Val) -> Value {
-    match value {
-        Val::Json(v) => Value::Json(v.to_string()),
-        Val::Bytes { content_type, data } => Value::Bytes(Blob { content_type, data }),
-    }
-}
-
-fn from_wit(value: Value, limit: u64) -> Result<Val, StepFailure> {
-    let size = match &value {
-        Value::Json(text) => text.len(),
-        Value::Bytes(blob) => blob.data.len() + blob.content_type.len(),
-    } as u64;
-    if size > limit {
-        return Err(StepFailure::OutputLimit { limit, size });
-    }
-    match value {
-        Value::Json(text) => serde_json::from_str(&text).map(Val::Json).map_err(|e| {
-            StepFailure::BadOutput(format!("returned a result that is not valid JSON: {e}"))
-        }),
-        Value::Bytes(Blob { content_type, data }) => Ok(Val::Bytes { content_type, data }),
     }
 }

@@ -187,9 +187,9 @@ impl Server {
             .route("/api/v1/me", get(me))
             .route("/api/v1/integrations", get(integrations))
             .route("/api/v1/customers", get(customers))
-            .route("/api/v1/customers/{id}", get(customer))
+            .route("/api/v1/customers/{customer}", get(customer))
             .route(
-                "/api/v1/customers/{id}/config/{name}",
+                "/api/v1/customers/{customer}/config/{name}",
                 put(set_customer_config).delete(unset_customer_config),
             )
             .route(
@@ -202,21 +202,21 @@ impl Server {
                 put(put_workspace_credential).delete(delete_workspace_credential),
             )
             .route(
-                "/api/v1/customers/{id}/credentials/{name}",
+                "/api/v1/customers/{customer}/credentials/{name}",
                 put(put_customer_credential).delete(delete_customer_credential),
             )
             .route("/api/v1/instances", get(instances))
-            .route("/api/v1/instances/{id}", get(instance))
+            .route("/api/v1/instances/{instance}", get(instance))
             .route(
-                "/api/v1/instances/{id}/config/{name}",
+                "/api/v1/instances/{instance}/config/{name}",
                 put(set_instance_config).delete(unset_instance_config),
             )
             .route(
-                "/api/v1/instances/{id}/flows/{flow}/runs",
+                "/api/v1/instances/{instance}/flows/{flow}/runs",
                 post(trigger_flow),
             )
             .route("/api/v1/runs", get(runs))
-            .route("/api/v1/runs/{id}", get(run))
+            .route("/api/v1/runs/{run}", get(run))
             .route("/webhooks/{instance}/{flow}", any(webhook))
             .fallback(|| async { ApiError::not_found("no such route; see /openapi.json") })
             .with_state(self.clone())

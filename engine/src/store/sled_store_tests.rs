@@ -1,0 +1,151 @@
+//! Unit tests of the sled store: runs in progress found after a restart, whole-run writes, and
+//! stores written by earlier versions.
+
+use super::*;
+use weft_model::config::ResolvedConfig;
+
+fn run(id: &str, status: Status) -> RunRecord {
+    RunRecord {
+        id: id.to_string(),
+        instance: "acme".into(),
+        customer: "acme".into(),
+        integration: "avatars".into(),
+        integration_version: 1,
+        flow: "paths".into(),
+        status,
+        started_at_ms: 0,
+        duration_us: None,
+        config: ResolvedConfig::default(),
+        result: None,
+        error: None,
+        trigger: serde_json::Value::Null,
+        replay_of: None,
+        resumed: 0,
+    }
+}
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// The id of a run started an hour ago (a resumed run keeps its old id).
+fn old_id() -> String {
+    let secs = now_ms() / 1000 - 3600;
+    uuid::Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, secs, 0)).to_string()
+}
+
+fn interrupted_ids(store: &SledStore) -> BTreeSet<String> {
+    let found = store.mark_interrupted().unwrap();
+    for run in &found {
+        let stored = store.get_run(&run.id).unwrap().unwrap().run;
+        assert_eq!(stored.status, Status::Interrupted);
+    }
+    found.into_iter().map(|r| r.id).collect()
+}
+
+#[test]
+fn runs_left_running_are_found_after_a_restart_and_only_they() {
+    let dir = tempfile::tempdir().unwrap();
+    let (left, old) = {
+        let store = SledStore::open(dir.path()).unwrap();
+        let mut left = BTreeSet::new();
+        for i in 0..400 {
+            let id = new_id();
+            store.put_run(&run(&id, Status::Running)).unwrap();
+            if i % 100 == 7 {
+                left.insert(id);
+            } else {
+                store.put_run(&run(&id, Status::Succeeded)).unwrap();
+            }
+            if i == 200 {
+                // Long enough for snapshots to be saved as runs end.
+                std::thread::sleep(SNAPSHOT_EVERY * 2);
+            }
+        }
+        // Resumed: below every floor saved so far.
+        let old = old_id();
+        store.put_run(&run(&old, Status::Running)).unwrap();
+        left.insert(old.clone());
+        store.flush().unwrap();
+        (left, old)
+    };
+    let store = SledStore::open(dir.path()).unwrap();
+    assert_eq!(interrupted_ids(&store), left);
+    assert!(left.contains(&old));
+    // Found once; the next open finds nothing and writes nothing.
+    drop(store);
+    let store = SledStore::open(dir.path()).unwrap();
+    assert_eq!(interrupted_ids(&store), BTreeSet::new());
+}
+
+#[test]
+fn a_run_written_whole_reads_like_a_run_written_as_it_went() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
+    let data = b"\x89PNG not really".to_vec();
+    let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data));
+    let step = StepRecord {
+        index: 0,
+        id: "avatar".into(),
+        plugin: "http-get".into(),
+        status: Status::Succeeded,
+        started_at_ms: 1,
+        duration_us: 2,
+        inputs: Vec::new(),
+        output: Some(RecordedValue::Bytes(weft_model::value::BytesSummary {
+            content_type: "image/png".into(),
+            size: data.len() as u64,
+            sha256: sha256.clone(),
+        })),
+        logs: Vec::new(),
+        error: None,
+        attempts: Vec::new(),
+    };
+    // Written as it went.
+    let went = run(&new_id(), Status::Succeeded);
+    store.put_blobs(&[(sha256.clone(), data.clone())]).unwrap();
+    store.put_step(&went.id, &step).unwrap();
+    store.put_run(&went).unwrap();
+    // Written whole, over the record it had while it ran.
+    let mut whole = run(&new_id(), Status::Running);
+    store.put_run(&whole).unwrap();
+    whole.status = Status::Succeeded;
+    store
+        .put_whole_run(&whole, std::slice::from_ref(&step))
+        .unwrap();
+
+    for expected in [&whole, &went] {
+        let got = store.get_run(&expected.id).unwrap().unwrap();
+        assert_eq!(&got.run, expected);
+        assert_eq!(got.steps, vec![step.clone()]);
+    }
+    let listed = store.list_runs(&RunFilter::default()).unwrap();
+    assert_eq!(listed, vec![whole.clone(), went.clone()]);
+    // Nothing is left running, and the binary value stays while the run written whole
+    // refers to it.
+    assert_eq!(interrupted_ids(&store), BTreeSet::new());
+    assert_eq!(store.prune(None, Some(1)).unwrap().blobs, 0);
+    assert!(store.get_run(&went.id).unwrap().is_none());
+    assert_eq!(store.get_blob(&sha256).unwrap(), Some(data));
+    let pruned = store.prune(None, Some(0)).unwrap();
+    assert_eq!((pruned.runs, pruned.blobs), (1, 1));
+    assert!(store.get_run(&whole.id).unwrap().is_none());
+}
+
+#[test]
+fn runs_indexed_one_key_each_by_earlier_versions_are_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = old_id();
+    {
+        let store = SledStore::open(dir.path()).unwrap();
+        // What an earlier version wrote for a run in progress: an index key, then the
+        // record, and no snapshot.
+        store.running.insert(id.as_bytes(), &[]).unwrap();
+        let bytes = serde_json::to_vec(&run(&id, Status::Running)).unwrap();
+        store.runs.insert(id.as_bytes(), bytes).unwrap();
+        store.flush().unwrap();
+    }
+    let store = SledStore::open(dir.path()).unwrap();
+    assert_eq!(interrupted_ids(&store), BTreeSet::from([id.clone()]));
+    assert!(store.running.get(id.as_bytes()).unwrap().is_none());
+}
