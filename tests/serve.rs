@@ -7,9 +7,9 @@ use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use weft_tests::TestEnv;
 use weft_tests::serve::Served;
 use weft_tests::server::TestServer;
+use weft_tests::{TestEnv, plugin};
 
 const KEY: &str = "rocket-avatars";
 const SECRET: &str = "an-hs256-workspace-secret-of-40-bytes-ok";
@@ -67,6 +67,11 @@ user_hash_secret = "env:WEFT_TEST_HASH_SECRET"
 source = "builtin:http-get"
 http = {{ allow = ["http://127.0.0.1:{port}"], allow_loopback = true }}
 
+[plugins.hostile]
+source = {hostile:?}
+state = true
+http = {{ allow = ["http://127.0.0.1:{port}"], allow_loopback = true }}
+
 [[customers]]
 id = "acme"
 name = "Acme"
@@ -88,7 +93,8 @@ id = "globex-sync"
 customer = "globex"
 integration = "avatars"
 "#,
-            port = server.port()
+            port = server.port(),
+            hostile = plugin("testing_hostile"),
         ),
         &format!(
             r#"name = "avatars"
@@ -152,8 +158,10 @@ fn serve(env: &TestEnv, args: &[&str]) -> Served {
     )
 }
 
-fn sign(body: &[u8]) -> String {
+/// The headers of a request signed at `timestamp` (Unix seconds) with the test's webhook secret.
+fn sign(timestamp: u64, body: &[u8]) -> Vec<(String, String)> {
     let mut mac = Hmac::<Sha256>::new_from_slice(HOOK_SECRET.as_bytes()).unwrap();
+    mac.update(format!("{timestamp}.").as_bytes());
     mac.update(body);
     let hex: String = mac
         .finalize()
@@ -161,7 +169,17 @@ fn sign(body: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    format!("sha256={hex}")
+    vec![
+        ("x-weft-timestamp".into(), timestamp.to_string()),
+        ("x-weft-signature".into(), format!("sha256={hex}")),
+    ]
+}
+
+fn pairs(headers: &[(String, String)]) -> Vec<(&str, &str)> {
+    headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
 }
 
 /// Waits until run `id` is no longer `running`; its record.
@@ -294,6 +312,63 @@ fn bad_tokens_are_refused_with_their_reason_and_never_echoed() {
         ),
         ("not base64", "!!!.@@@.###".into(), "malformed_token"),
         (
+            "an audience this workspace does not have",
+            token_with(
+                Header::default(),
+                json!({ "iss": KEY, "id": "acme", "aud": "another-app", "exp": now() + 300 }),
+                SECRET,
+            ),
+            "wrong_audience",
+        ),
+        (
+            "not valid before a time in the future",
+            token_with(
+                Header::default(),
+                json!({ "iss": KEY, "id": "acme", "nbf": now() + 120, "exp": now() + 300 }),
+                SECRET,
+            ),
+            "not_yet_valid",
+        ),
+        (
+            "exp that is not a number",
+            token_with(
+                Header::default(),
+                json!({ "iss": KEY, "id": "acme", "exp": "soon" }),
+                SECRET,
+            ),
+            "bad_claims",
+        ),
+        (
+            "a customer id over 128 characters",
+            token_with(
+                Header::default(),
+                json!({ "iss": KEY, "id": "a".repeat(129), "exp": now() + 300 }),
+                SECRET,
+            ),
+            "bad_claims",
+        ),
+        (
+            "isAdmin that reads as no",
+            token_with(
+                Header::default(),
+                json!({ "iss": KEY, "isAdmin": "false", "exp": now() + 300 }),
+                SECRET,
+            ),
+            "bad_claims",
+        ),
+        (
+            "a token of another type",
+            token_with(
+                Header {
+                    typ: Some("at+jwt".into()),
+                    ..Header::default()
+                },
+                json!({ "iss": KEY, "id": "acme", "exp": now() + 300 }),
+                SECRET,
+            ),
+            "unsupported_header",
+        ),
+        (
             "not JSON",
             format!("{}.{}.sig", b64(json!("just a string")), b64(json!(1))),
             "malformed_token",
@@ -322,6 +397,15 @@ fn bad_tokens_are_refused_with_their_reason_and_never_echoed() {
         SECRET,
     );
     assert_eq!(served.get("/api/v1/instances", &lenient).status, 200);
+    // A fractional NumericDate is a NumericDate; isAdmin false with an id is a customer.
+    let fractional = token_with(
+        Header::default(),
+        json!({ "iss": KEY, "id": "acme", "isAdmin": false, "exp": now() as f64 + 300.5 }),
+        SECRET,
+    );
+    let me = served.get("/api/v1/me", &fractional);
+    assert_eq!(me.status, 200, "{}", me.text());
+    assert_eq!(me.json()["customer"], "acme", "{}", me.text());
 }
 
 #[test]
@@ -516,11 +600,13 @@ fn webhooks_async_and_sync_with_body_cap_and_signatures() {
     let env = env(&server, "");
     let served = serve(&env, &[]);
 
-    // Unsigned instance: 202 at once, the request recorded as the trigger.
+    // Unsigned instance, at its secret address: 202 at once, the request recorded as the
+    // trigger (without the token or the credentials).
+    let paths = served.webhook("globex-sync", "paths");
     let body = br#"{"region":"eu"}"#;
     let accepted = served.call(
         "POST",
-        "/webhooks/globex-sync/paths?source=crm",
+        &format!("{paths}?source=crm"),
         &[
             ("content-type", "application/json"),
             ("x-request-id", "r-1"),
@@ -545,6 +631,8 @@ fn webhooks_async_and_sync_with_body_cap_and_signatures() {
         !run.to_string().contains("not-for-the-record"),
         "the Authorization header is not recorded"
     );
+    assert_eq!(trigger["path"], "/webhooks/{token}");
+    assert!(!run.to_string().contains(&paths["/webhooks/".len()..]));
     assert_eq!(
         run["result"]["json"]["pokemonUrl"],
         "https://api.example/eu/pikachu"
@@ -553,59 +641,199 @@ fn webhooks_async_and_sync_with_body_cap_and_signatures() {
     // Synchronous: on request, or by the flow's `webhook.sync`, answered from the step.
     let sync = served.call(
         "POST",
-        "/webhooks/globex-sync/paths?wait=true",
+        &format!("{paths}?wait=true"),
         &[("content-type", "application/json")],
         br#"{"region":"us"}"#,
     );
     assert_eq!(sync.status, 200, "{}", sync.text());
     assert_eq!(sync.json()["pokemonUrl"], "https://api.example/us/pikachu");
     assert!(sync.header("x-weft-run-id").is_some());
-    let reply = served.call("GET", "/webhooks/globex-sync/reply", &[], b"");
+    assert_eq!(sync.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(sync.header("content-security-policy"), Some("sandbox"));
+    let reply = served.call("GET", &served.webhook("globex-sync", "reply"), &[], b"");
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.json()["s3ObjectPath"], "Globex.png");
 
     // The body cap (6 MiB by default).
     let big = vec![b'x'; (6 << 20) + 1];
-    let too_big = served.call("POST", "/webhooks/globex-sync/paths", &[], &big);
+    let too_big = served.call("POST", &paths, &[], &big);
     assert_eq!(
         (too_big.status, too_big.code()),
         (413, "body_too_large".into())
     );
-    let unknown = served.call("POST", "/webhooks/nobody/paths", &[], b"");
-    assert_eq!(unknown.status, 404);
-    let no_flow = served.call("POST", "/webhooks/globex-sync/nothing", &[], b"");
-    assert_eq!(no_flow.status, 404);
 
-    // The signed instance: no signature, a wrong one, then the right one.
-    let unsigned = served.call("POST", "/webhooks/acme-sync/paths", &[], body);
-    assert_eq!(
-        (unsigned.status, unsigned.code()),
-        (401, "missing_signature".into())
-    );
-    let wrong = served.call(
-        "POST",
-        "/webhooks/acme-sync/paths",
-        &[("x-weft-signature", &sign(b"another body"))],
-        body,
-    );
-    assert_eq!((wrong.status, wrong.code()), (401, "bad_signature".into()));
-    let signed = served.call(
-        "POST",
-        "/webhooks/acme-sync/paths",
-        &[
-            ("x-weft-signature", &sign(body)),
-            ("content-type", "application/json"),
-        ],
-        body,
-    );
-    assert_eq!(signed.status, 202, "{}", signed.text());
-    let run = finished(&served, signed.json()["run_id"].as_str().unwrap());
-    assert_eq!(run["status"], "succeeded");
-    assert!(
-        !run.to_string().contains("sha256="),
-        "the signature is not recorded"
-    );
+    // Guessing finds nothing: an instance without a secret has no readable address, and an
+    // unknown token, instance or flow all answer the same 404.
+    for guess in [
+        "/webhooks/globex-sync/paths",
+        "/webhooks/nobody/paths",
+        "/webhooks/acme-sync/nothing",
+        "/webhooks/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    ] {
+        let reply = served.call("POST", guess, &[], body);
+        assert_eq!(
+            (reply.status, reply.code()),
+            (404, "not_found".into()),
+            "{guess}"
+        );
+        assert_eq!(
+            reply.json()["error"]["message"],
+            "no webhook at this address"
+        );
+    }
+
+    // The signed instance, at its readable address and at its token: no signature, a wrong
+    // one, a replay outside the window all answer 404; the right one runs.
+    for address in [
+        "/webhooks/acme-sync/paths".to_string(),
+        served.webhook("acme-sync", "paths"),
+    ] {
+        let unsigned = served.call("POST", &address, &[], body);
+        assert_eq!(unsigned.status, 404, "{address}: {}", unsigned.text());
+        let wrong = served.call(
+            "POST",
+            &address,
+            &pairs(&sign(now(), b"another body")),
+            body,
+        );
+        assert_eq!(wrong.status, 404, "{address}: {}", wrong.text());
+        let replayed = served.call("POST", &address, &pairs(&sign(now() - 301, body)), body);
+        assert_eq!(replayed.status, 404, "{address}: {}", replayed.text());
+        let mut headers = sign(now(), body);
+        headers.push(("content-type".into(), "application/json".into()));
+        let signed = served.call("POST", &address, &pairs(&headers), body);
+        assert_eq!(signed.status, 202, "{address}: {}", signed.text());
+        let run = finished(&served, signed.json()["run_id"].as_str().unwrap());
+        assert_eq!(run["status"], "succeeded");
+        assert!(
+            !run.to_string().contains("sha256="),
+            "the signature is not recorded"
+        );
+    }
 }
+
+#[test]
+fn webhook_addresses_rotate_and_errors_tell_callers_nothing_internal() {
+    let server = TestServer::start();
+    let env = env(&server, BROKEN_AND_REPLY_FLOWS);
+    let served = serve(&env, &[]);
+
+    // The API shows each flow's address to whoever sees the instance, and rotates it.
+    let old = served.webhook("globex-sync", "paths");
+    let shown = served.get("/api/v1/instances/globex-sync", &customer_token("globex"));
+    assert_eq!(shown.json()["webhooks"]["paths"], old.as_str());
+    let rotated = served.call(
+        "POST",
+        "/api/v1/instances/globex-sync/flows/paths/webhook/rotate",
+        &[(
+            "authorization",
+            &format!("Bearer {}", customer_token("globex")),
+        )],
+        b"",
+    );
+    assert_eq!(rotated.status, 200, "{}", rotated.text());
+    let new = rotated.json()["webhook"].as_str().unwrap().to_string();
+    assert_ne!(new, old);
+    assert_eq!(
+        served.call("POST", &old, &[], b"").status,
+        404,
+        "the old address is gone"
+    );
+    assert_eq!(served.call("POST", &new, &[], b"").status, 202);
+    let foreign = served.call(
+        "POST",
+        "/api/v1/instances/globex-sync/flows/paths/webhook/rotate",
+        &[(
+            "authorization",
+            &format!("Bearer {}", customer_token("acme")),
+        )],
+        b"",
+    );
+    assert_eq!(
+        foreign.status, 404,
+        "another customer's instance does not exist for acme"
+    );
+
+    // A failed sync run answers 502 with its id only: no step, template or error text.
+    let failed = served.call("POST", &served.webhook("globex-sync", "broken"), &[], b"");
+    assert_eq!(
+        (failed.status, failed.code()),
+        (502, "run_failed".into()),
+        "{}",
+        failed.text()
+    );
+    let text = failed.text();
+    for internal in ["path_helper", "trigger", "missing", "api_base", "{{"] {
+        assert!(
+            !text.contains(internal),
+            "the error body names `{internal}`: {text}"
+        );
+    }
+    let run_id = failed.header("x-weft-run-id").unwrap().to_string();
+    let run = finished(&served, &run_id);
+    assert!(
+        run["error"].as_str().unwrap().contains("api_base"),
+        "the record has it: {run:#}"
+    );
+
+    // A plugin's reply: a CR/LF in a header fails the run, naming the step; headers that are
+    // not a step's to set are left out; an HTML body is sandboxed and never sniffed.
+    let split = served.call(
+        "POST",
+        &served.webhook("globex-sync", "split_header"),
+        &[],
+        b"",
+    );
+    assert_eq!(split.status, 502, "{}", split.text());
+    assert!(split.header("set-cookie").is_none());
+    let run = finished(&served, split.header("x-weft-run-id").unwrap());
+    assert_eq!(run["status"], "failed");
+    let error = run["error"].as_str().unwrap();
+    assert!(
+        error.contains("step `answer` (plugin `hostile`) answers the webhook")
+            && error.contains("header `x-note`"),
+        "{error}"
+    );
+    let html = served.call("POST", &served.webhook("globex-sync", "html"), &[], b"");
+    assert_eq!(html.status, 201, "{}", html.text());
+    assert_eq!(html.header("content-type"), Some("text/html"));
+    assert_eq!(html.header("content-security-policy"), Some("sandbox"));
+    assert_eq!(html.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(html.header("x-extra"), Some("kept"));
+    assert!(
+        html.header("set-cookie").is_none(),
+        "a step cannot set cookies"
+    );
+    assert!(html.header("access-control-allow-origin").is_none());
+    assert_eq!(html.text(), "<script>alert(document.cookie)</script>");
+}
+
+/// Flows whose webhook replies a server must not send as they are, and one that fails.
+const BROKEN_AND_REPLY_FLOWS: &str = r#"
+[[flows]]
+name = "broken"
+webhook = { sync = true }
+[[flows.steps]]
+id = "path_helper"
+plugin = "path-helper"
+inputs = { api_base = "{{ trigger.body.missing.deep }}" }
+
+[[flows]]
+name = "split_header"
+webhook = { sync = true }
+[[flows.steps]]
+id = "answer"
+plugin = "hostile"
+inputs = { mode = "reply", reply = { status = 200, headers = { "x-note" = "a\r\nset-cookie: session=stolen" }, body = "hi" } }
+
+[[flows]]
+name = "html"
+webhook = { sync = true }
+[[flows.steps]]
+id = "answer"
+plugin = "hostile"
+inputs = { mode = "reply", reply = { status = 201, headers = { "content-type" = "text/html", "set-cookie" = "a=b", "access-control-allow-origin" = "*", "x-extra" = "kept" }, body = "<script>alert(document.cookie)</script>" } }
+"#;
 
 /// `(first step start, end)` in ms of each run, in the order given.
 fn step_windows(served: &Served, ids: &[String]) -> Vec<(u64, u64)> {
@@ -628,7 +856,7 @@ fn fifo_runs_one_at_a_time_in_order_throttled_two_and_a_full_queue_is_429() {
     let fire = |flow: &str, n: usize| {
         served.call(
             "POST",
-            &format!("/webhooks/globex-sync/{flow}"),
+            &served.webhook("globex-sync", flow),
             &[("content-type", "application/json")],
             format!("{{\"n\":{n}}}").as_bytes(),
         )
@@ -763,7 +991,7 @@ fn stopping_lets_runs_in_flight_finish_or_records_them_interrupted() {
     let server = TestServer::start();
     let env = env(&server, "");
     let mut served = serve(&env, &[]);
-    let reply = served.call("POST", "/webhooks/globex-sync/slow", &[], b"");
+    let reply = served.call("POST", &served.webhook("globex-sync", "slow"), &[], b"");
     let finishing = reply.json()["run_id"].as_str().unwrap().to_string();
     std::thread::sleep(Duration::from_millis(100));
     assert!(served.stop().is_some_and(|s| s.success()));
@@ -781,7 +1009,7 @@ fn stopping_lets_runs_in_flight_finish_or_records_them_interrupted() {
 
     // With no grace, the run in flight is recorded as interrupted, and can be resumed.
     let mut served = serve(&env, &["--grace", "0"]);
-    let reply = served.call("POST", "/webhooks/globex-sync/slow", &[], b"");
+    let reply = served.call("POST", &served.webhook("globex-sync", "slow"), &[], b"");
     let cut = reply.json()["run_id"].as_str().unwrap().to_string();
     std::thread::sleep(Duration::from_millis(100));
     served.stop();
@@ -810,14 +1038,10 @@ fn a_sync_run_is_seen_running_while_it_goes_on_and_recorded_interrupted_if_cut_s
     // A sync run of 400 ms writes its record only when it needs to (a run that ends sooner is
     // written once, whole): after a short while it is listed as running, with its config.
     let addr = served.addr.clone();
-    let waiting = std::thread::spawn(move || {
-        weft_tests::serve::request(
-            &addr,
-            "POST",
-            "/webhooks/globex-sync/slow?wait=true",
-            &[],
-            b"",
-        )
+    let slow = served.webhook("globex-sync", "slow");
+    let waiting = std::thread::spawn({
+        let slow = slow.clone();
+        move || weft_tests::serve::request(&addr, "POST", &format!("{slow}?wait=true"), &[], b"")
     });
     let deadline = Instant::now() + Duration::from_secs(5);
     let running = loop {
@@ -849,7 +1073,7 @@ fn a_sync_run_is_seen_running_while_it_goes_on_and_recorded_interrupted_if_cut_s
     assert_eq!(run["steps"][0]["status"], "succeeded");
 
     // A short sync run (one Path Helper step) is written once, whole, and reads the same.
-    let reply = served.call("POST", "/webhooks/globex-sync/reply", &[], b"");
+    let reply = served.call("POST", &served.webhook("globex-sync", "reply"), &[], b"");
     assert_eq!(reply.status, 200, "{}", reply.text());
     let id = reply
         .header("x-weft-run-id")
@@ -867,7 +1091,8 @@ fn a_sync_run_is_seen_running_while_it_goes_on_and_recorded_interrupted_if_cut_s
     let mut stream = std::net::TcpStream::connect(&served.addr).unwrap();
     std::io::Write::write_all(
         &mut stream,
-        b"POST /webhooks/globex-sync/slow?wait=true HTTP/1.1\r\nhost: weft\r\ncontent-length: 0\r\n\r\n",
+        format!("POST {slow}?wait=true HTTP/1.1\r\nhost: weft\r\ncontent-length: 0\r\n\r\n")
+            .as_bytes(),
     )
     .unwrap();
     std::thread::sleep(Duration::from_millis(40));
@@ -904,6 +1129,7 @@ fn the_openapi_document_lists_every_route() {
         "/api/v1/instances/{instance}/flows/{flow}/runs",
         "/api/v1/runs/{run}",
         "/api/v1/customers",
+        "/webhooks/{token}",
         "/webhooks/{instance}/{flow}",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} is not documented");
@@ -940,8 +1166,16 @@ const ROUTES: &[(&str, &[&str])] = &[
         &["put", "delete"],
     ),
     ("/api/v1/instances/{instance}/flows/{flow}/runs", &["post"]),
+    (
+        "/api/v1/instances/{instance}/flows/{flow}/webhook/rotate",
+        &["post"],
+    ),
     ("/api/v1/runs", &["get"]),
     ("/api/v1/runs/{run}", &["get"]),
+    (
+        "/webhooks/{token}",
+        &["get", "post", "put", "patch", "delete"],
+    ),
     (
         "/webhooks/{instance}/{flow}",
         &["get", "post", "put", "patch", "delete"],

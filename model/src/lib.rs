@@ -5,8 +5,9 @@
 //! - **grants**: [`grants`] (HTTP and S3 grants, host patterns, the address policy);
 //! - **model**: [`credential`] and [`spec`] (what the files say), [`template`], [`manifest`]
 //!   and [`builtin`] (what plugins declare), [`config`] (config var resolution), [`workspace`]
-//!   (a validated workspace, built by the private `validate`), and [`records`] (what a run
-//!   leaves behind).
+//!   (a validated workspace, built by the private `validate`), [`records`] (what a run
+//!   leaves behind), [`trigger`] (what a webhook request becomes) and [`reply`] (what a step
+//!   may answer it with).
 //!
 //! The crate has no runtime: no wasmtime, tokio, sled or AWS SDK. The engine (`weft`) runs
 //! what this crate describes.
@@ -24,8 +25,10 @@ pub mod config;
 pub mod credential;
 pub mod manifest;
 pub mod records;
+pub mod reply;
 pub mod spec;
 pub mod template;
+pub mod trigger;
 mod validate;
 pub mod workspace;
 

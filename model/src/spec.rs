@@ -294,6 +294,10 @@ pub struct AuthSpec {
     /// The app secret of HMAC-SHA256 user hashes; without it user hashes are refused.
     #[serde(default)]
     pub user_hash_secret: Option<String>,
+    /// The audience tokens must name in `aud`. Without it, a token that has `aud` is refused
+    /// (it was meant for another audience).
+    #[serde(default)]
+    pub audience: Option<String>,
 }
 
 /// The `[workspace]` table.
@@ -438,7 +442,9 @@ pub struct InstanceSpec {
     #[serde(default)]
     pub credentials: BTreeMap<String, String>,
     /// The secret webhook calls to this instance are signed with (`env:NAME` or `file:PATH`):
-    /// `weft serve` then requires `X-Weft-Signature: sha256=<hex HMAC-SHA256 of the body>`.
+    /// `weft serve` then requires every webhook request to carry `X-Weft-Timestamp` (Unix
+    /// seconds, within 300 s) and `X-Weft-Signature: sha256=<hex HMAC-SHA256 of
+    /// "<timestamp>.<body>">`, and also serves the flows at `/webhooks/{instance}/{flow}`.
     #[serde(default)]
     pub webhook_secret: Option<String>,
 }

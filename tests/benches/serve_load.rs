@@ -5,7 +5,7 @@
 //! load generator on another):
 //! - `HTTP floor`: the same server stack answering a fixed JSON body without running anything,
 //!   the ceiling of the HTTP layer here (the baseline the others are divided by);
-//! - `sync webhook`: `POST /webhooks/{instance}/{flow}?wait=true`, answered with the step's
+//! - `sync webhook`: `POST /webhooks/{token}?wait=true`, answered with the step's
 //!   result when the run ends;
 //! - `async webhook`: answered 202 with the run id; the bench then waits for every run to end.
 //!
@@ -249,6 +249,7 @@ fn main() -> anyhow::Result<()> {
                 }))
             }),
         );
+        let hook = server.webhook_path("acme-sync", "paths")?;
         let listener = server_rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
         let addr = listener.local_addr()?;
         server_rt.spawn(async move { axum::serve(listener, router).await });
@@ -256,7 +257,7 @@ fn main() -> anyhow::Result<()> {
         // Warm-up: the plugin compiled, the pool and the store's cache filled.
         client_rt.block_on(load(
             addr,
-            request("/webhooks/acme-sync/paths?wait=true"),
+            request(&format!("{hook}?wait=true")),
             "HTTP/1.1 200",
             1.0,
         ));
@@ -331,7 +332,7 @@ fn main() -> anyhow::Result<()> {
         if selected("sync") {
             let mut sync = client_rt.block_on(load(
                 addr,
-                request("/webhooks/acme-sync/paths?wait=true"),
+                request(&format!("{hook}?wait=true")),
                 "HTTP/1.1 200",
                 seconds,
             ));
@@ -345,12 +346,8 @@ fn main() -> anyhow::Result<()> {
         }
         let mut drained = None;
         if selected("async") {
-            let mut asynchronous = client_rt.block_on(load(
-                addr,
-                request("/webhooks/acme-sync/paths"),
-                "HTTP/1.1 202",
-                seconds,
-            ));
+            let mut asynchronous =
+                client_rt.block_on(load(addr, request(&hook), "HTTP/1.1 202", seconds));
             requests += asynchronous.requests;
             // Every accepted run ends and is recorded.
             let started = Instant::now();
@@ -503,16 +500,8 @@ fn with_wrk(seconds: f64) -> anyhow::Result<()> {
         println!("  durability `{name}`:");
         for (contender, path, method) in [
             ("HTTP floor (GET /health)", "/health", "GET"),
-            (
-                "sync webhook",
-                "/webhooks/acme-sync/paths?wait=true",
-                "POST",
-            ),
-            (
-                "async webhook (accepted)",
-                "/webhooks/acme-sync/paths",
-                "POST",
-            ),
+            ("sync webhook", "{hook}?wait=true", "POST"),
+            ("async webhook (accepted)", "{hook}", "POST"),
         ] {
             if path == "/health" && floor_rate.is_some() {
                 continue;
@@ -532,10 +521,11 @@ fn with_wrk(seconds: f64) -> anyhow::Result<()> {
                     "a-workspace-secret-of-at-least-32-bytes",
                 )],
             );
-            let url = format!("http://{}{path}", served.addr);
+            let hook = served.webhook("acme-sync", "paths");
+            let url = format!("http://{}{}", served.addr, path.replace("{hook}", &hook));
             // Warm-up: the plugin compiled and the pool filled.
             wrk(
-                &format!("http://{}/webhooks/acme-sync/paths?wait=true", served.addr),
+                &format!("http://{}{hook}?wait=true", served.addr),
                 "POST",
                 1.0,
             )?;

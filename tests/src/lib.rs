@@ -10,6 +10,7 @@ use weft::runner::{RunRequest, Runner};
 use weft::store::{RunWithSteps, SledStore};
 use weft_model::workspace::Workspace;
 
+pub mod crash;
 pub mod hostile;
 pub mod serve;
 pub mod server;

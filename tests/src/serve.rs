@@ -80,6 +80,23 @@ impl Served {
         request(&self.addr, method, path, headers, body)
     }
 
+    /// The secret path of the webhook of `instance`'s flow `flow`, as printed at start
+    /// (`/webhooks/TOKEN`).
+    pub fn webhook(&self, instance: &str, flow: &str) -> String {
+        let label = format!("{instance}/{flow}");
+        self.banner
+            .lines()
+            .find_map(|line| {
+                let mut words = line.split_whitespace();
+                (words.next() == Some(label.as_str()))
+                    .then(|| words.next())
+                    .flatten()
+                    .and_then(|url| url.split_once("/webhooks/"))
+                    .map(|(_, token)| format!("/webhooks/{token}"))
+            })
+            .unwrap_or_else(|| panic!("no webhook of `{label}` at start:\n{}", self.banner))
+    }
+
     /// `GET PATH` with a bearer token.
     pub fn get(&self, path: &str, token: &str) -> Reply {
         let auth = format!("Bearer {token}");

@@ -79,6 +79,15 @@ pub enum Instances {
         #[command(flatten)]
         at: Locate,
     },
+    /// Give a flow's webhook a new secret address; the old one stops working at once.
+    RotateWebhook {
+        /// The instance's id.
+        id: String,
+        /// The flow's name.
+        flow: String,
+        #[command(flatten)]
+        at: Locate,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -248,7 +257,7 @@ pub fn instances(store: Option<&Path>, command: Instances) -> anyhow::Result<Exi
             }
         }
         Instances::Show { id, at } => {
-            let (_, registry) = open(store, &at)?;
+            let (store, registry) = open(store, &at)?;
             let i = registry
                 .instance(&id)?
                 .with_context(|| format!("no instance `{id}` in the store"))?;
@@ -261,6 +270,20 @@ pub fn instances(store: Option<&Path>, command: Instances) -> anyhow::Result<Exi
             }
             for (step, credential) in &i.spec.credentials {
                 println!("Credential   step `{step}` uses `{credential}`");
+            }
+            let tokens = store.webhook_tokens()?;
+            for flow in registry
+                .pinned(&i)?
+                .iter()
+                .flat_map(|p| p.spec.flows.iter())
+            {
+                let token = tokens.ensure(&id, &flow.name)?;
+                println!("Webhook      {}  /webhooks/{token}", flow.name);
+            }
+            if i.spec.webhook_secret.is_some() {
+                println!(
+                    "             (signed: X-Weft-Timestamp and X-Weft-Signature; also at /webhooks/{id}/FLOW)"
+                );
             }
         }
         Instances::Upgrade { id, to, at } => {
@@ -281,6 +304,27 @@ pub fn instances(store: Option<&Path>, command: Instances) -> anyhow::Result<Exi
             let (_, registry) = open(store, &at)?;
             registry.set_enabled(&id, false)?;
             println!("Instance `{id}` is disabled; it does not run until enabled.");
+        }
+        Instances::RotateWebhook { id, flow, at } => {
+            let (store, registry) = open(store, &at)?;
+            let i = registry
+                .instance(&id)?
+                .with_context(|| format!("no instance `{id}` in the store"))?;
+            let flows: Vec<String> = registry
+                .pinned(&i)?
+                .iter()
+                .flat_map(|p| p.spec.flows.iter().map(|f| f.name.clone()))
+                .collect();
+            if !flows.contains(&flow) {
+                bail!(
+                    "instance `{id}` has no flow `{flow}`; its flows are {}",
+                    flows.join(", ")
+                );
+            }
+            let token = store.webhook_tokens()?.rotate(&id, &flow)?;
+            println!(
+                "Webhook of `{id}`/`{flow}` is now /webhooks/{token}; the old address answers 404."
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -64,8 +64,9 @@ enum Command {
         output: Option<PathBuf>,
     },
     /// Apply the workspace file to the store, then serve the HTTP API (`/api/v1`, described
-    /// at `/openapi.json`), webhooks (`/webhooks/INSTANCE/FLOW`) and schedules until Ctrl-C or
-    /// SIGTERM; runs in flight then finish (or, after `--grace`, are recorded as interrupted).
+    /// at `/openapi.json`), webhooks (each flow at a secret `/webhooks/TOKEN`, printed at start)
+    /// and schedules until Ctrl-C or SIGTERM; runs in flight then finish (or, after `--grace`,
+    /// are recorded as interrupted).
     Serve {
         /// The workspace file; its `[auth]` table says how apps authenticate.
         workspace: PathBuf,
@@ -82,6 +83,10 @@ enum Command {
         /// `background`.
         #[arg(long, default_value = "step", value_parser = parse_durability)]
         durability: Durability,
+        /// Serve webhook replies without `Content-Security-Policy: sandbox`, letting an HTML
+        /// reply from a step run script on this server's origin. Only for plugins you trust.
+        #[arg(long)]
+        allow_reply_scripts: bool,
     },
     /// Check a workspace file and every integration it lists, reporting all problems at once.
     Validate {
@@ -335,6 +340,7 @@ pub fn main() -> anyhow::Result<ExitCode> {
             body_limit,
             grace,
             durability,
+            allow_reply_scripts,
         } => serve::main(
             serve::Args {
                 workspace,
@@ -342,6 +348,7 @@ pub fn main() -> anyhow::Result<ExitCode> {
                 body_limit,
                 grace: Duration::from_secs(grace),
                 durability,
+                sandbox_replies: !allow_reply_scripts,
             },
             cli.store.as_deref(),
         ),

@@ -24,6 +24,7 @@ pub struct Args {
     pub body_limit: usize,
     pub grace: Duration,
     pub durability: Durability,
+    pub sandbox_replies: bool,
 }
 
 /// The workspace's `[auth]` table as a verifier, or why there is none.
@@ -67,6 +68,9 @@ fn auth_config(
             "[auth] needs `secret = \"env:…\"` (HS256/HS512 tokens) or `public_key = \"file:….pem\"` (RS/PS/ES tokens)"
         ),
     };
+    if let Some(audience) = &spec.audience {
+        config = config.with_audience(audience);
+    }
     if let Some(secret) = &spec.user_hash_secret {
         let secret =
             weft::secrets::load_reference(secret, base_dir).context("[auth] user_hash_secret")?;
@@ -108,8 +112,10 @@ pub fn main(args: Args, store: Option<&Path>) -> anyhow::Result<ExitCode> {
         ServeOptions {
             body_limit: args.body_limit,
             grace: args.grace,
+            sandbox_replies: args.sandbox_replies,
         },
     )?;
+    let webhooks = server.webhooks()?;
     let (schedules, problems) = schedule::collect(&server)?;
     if !problems.is_empty() {
         bail!("schedules that cannot run:\n  {}", problems.join("\n  "));
@@ -133,6 +139,7 @@ pub fn main(args: Args, store: Option<&Path>) -> anyhow::Result<ExitCode> {
                     .unwrap_or_else(|| "never".into())
             );
         }
+        print_webhooks(&webhooks, addr);
         let instances = server.registry().instances()?.len();
         println!(
             "Weft serving workspace `{}` on http://{addr} ({instances} instance(s), {} schedule(s)); API at /api/v1, OpenAPI at /openapi.json",
@@ -179,6 +186,28 @@ pub fn main(args: Args, store: Option<&Path>) -> anyhow::Result<ExitCode> {
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The most webhook addresses printed at start; `weft instances show` has every one.
+const WEBHOOKS_PRINTED: usize = 20;
+
+/// The secret address of each instance flow's webhook.
+fn print_webhooks(webhooks: &[(String, String, String)], addr: SocketAddr) {
+    if webhooks.is_empty() {
+        return;
+    }
+    println!(
+        "  webhooks (secret addresses; `weft instances rotate-webhook INSTANCE FLOW` replaces one):"
+    );
+    for (instance, flow, path) in webhooks.iter().take(WEBHOOKS_PRINTED) {
+        println!("    {instance}/{flow}  http://{addr}{path}");
+    }
+    if webhooks.len() > WEBHOOKS_PRINTED {
+        println!(
+            "    … and {} more (`weft instances show INSTANCE` lists an instance's)",
+            webhooks.len() - WEBHOOKS_PRINTED
+        );
+    }
 }
 
 async fn shutdown_signal() {

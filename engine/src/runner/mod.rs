@@ -81,6 +81,14 @@ pub struct RunRequest<'a> {
     pub trigger: Json,
 }
 
+/// Where a run starts from: the steps already recorded (a resumed run's), their results, and
+/// the config vars to use again (a replayed or resumed run's snapshot).
+struct Resumption<'a> {
+    prior: Vec<StepRecord>,
+    results: HashMap<String, Val>,
+    snapshot: Option<&'a ResolvedConfig>,
+}
+
 /// Runs flows and records them.
 #[derive(Clone)]
 pub struct Runner {
@@ -117,16 +125,27 @@ fn words(names: impl Iterator<Item = String>) -> String {
 
 /// A run that has its id and passed its checks, not yet started.
 #[derive(Debug)]
-pub struct PreparedRun(RunRecord);
+pub struct PreparedRun {
+    record: RunRecord,
+    /// The step whose result answers a webhook, checked as a reply when it succeeds.
+    answer: Option<String>,
+}
 
 impl PreparedRun {
     /// The run's id.
     pub fn id(&self) -> &str {
-        &self.0.id
+        &self.record.id
     }
     /// The run's record as it will be written when it starts.
     pub fn record(&self) -> &RunRecord {
-        &self.0
+        &self.record
+    }
+    /// The result of step `step` will answer a webhook: when it has the reply shape
+    /// (`{ status, headers, body }`) it must be one that can be served
+    /// ([`weft_model::reply`]), or the step fails with what is wrong.
+    pub fn answering(mut self, step: &str) -> Self {
+        self.answer = Some(step.to_string());
+        self
     }
 }
 
@@ -187,13 +206,10 @@ impl Runner {
     pub fn prepare(&self, request: RunRequest<'_>) -> Result<PreparedRun, RunError> {
         let ws = request.workspace;
         let (instance, flow) = self.locate(ws, request.instance, request.flow)?;
-        Ok(PreparedRun(self.new_record(
-            ws,
-            instance,
-            flow,
-            request.trigger,
-            None,
-        )))
+        Ok(PreparedRun {
+            record: self.new_record(ws, instance, flow, request.trigger, None),
+            answer: None,
+        })
     }
 
     /// Runs a prepared run of `ws` to the end, as [`Runner::run`] does.
@@ -202,7 +218,12 @@ impl Runner {
         ws: &Workspace,
         prepared: PreparedRun,
     ) -> Result<RunWithSteps, RunError> {
-        self.execute(ws, prepared.0, Vec::new(), HashMap::new(), None)
+        let run = Resumption {
+            prior: Vec::new(),
+            results: HashMap::new(),
+            snapshot: None,
+        };
+        self.execute(ws, prepared.record, run, prepared.answer.as_deref())
             .await
     }
 
@@ -219,8 +240,12 @@ impl Runner {
             old.run.trigger.clone(),
             Some(old.run.id.clone()),
         );
-        self.execute(ws, run, Vec::new(), HashMap::new(), Some(&old.run.config))
-            .await
+        let from = Resumption {
+            prior: Vec::new(),
+            results: HashMap::new(),
+            snapshot: Some(&old.run.config),
+        };
+        self.execute(ws, run, from, None).await
     }
 
     /// Continues an interrupted run from its last completed step, under the same run id, with
@@ -282,7 +307,12 @@ impl Runner {
         run.duration_us = None;
         run.resumed += 1;
         let snapshot = run.config.clone();
-        self.execute(ws, run, prior, results, Some(&snapshot)).await
+        let from = Resumption {
+            prior,
+            results,
+            snapshot: Some(&snapshot),
+        };
+        self.execute(ws, run, from, None).await
     }
 
     fn load(&self, run_id: &str) -> Result<RunWithSteps, RunError> {
@@ -359,15 +389,20 @@ impl Runner {
         }
     }
 
-    /// Resolves config and credentials, then runs the flow's steps after those in `prior`.
+    /// Resolves config and credentials, then runs the flow's steps after those in
+    /// `from.prior`; the result of step `answer` is checked as a webhook reply.
     async fn execute(
         &self,
         ws: &Workspace,
         mut run: RunRecord,
-        prior: Vec<StepRecord>,
-        results: HashMap<String, Val>,
-        snapshot: Option<&ResolvedConfig>,
+        from: Resumption<'_>,
+        answer: Option<&str>,
     ) -> Result<RunWithSteps, RunError> {
+        let Resumption {
+            prior,
+            results,
+            snapshot,
+        } = from;
         let (instance, flow) = self.locate(ws, &run.instance, Some(&run.flow))?;
         let customer = ws.customer(&instance.customer);
         let started = Instant::now();
@@ -441,6 +476,7 @@ impl Runner {
                     context,
                     bindings,
                     &redactor,
+                    answer,
                     &mut run,
                     &mut steps,
                     &mut recorder,

@@ -7,7 +7,7 @@ use weft_model::records::now_ms;
 use weft_model::redact::Redactor;
 use weft_model::spec::OnError;
 use weft_model::value::{RecordedValue, Val};
-use weft_model::workspace::{Flow, Workspace};
+use weft_model::workspace::{Flow, Step, Workspace};
 
 use super::context::{Bindings, Context, redact_value};
 use super::recorder::Recorder;
@@ -28,6 +28,7 @@ impl Runner {
         mut context: Context,
         bindings: Bindings,
         redactor: &Redactor,
+        answer: Option<&str>,
         run: &mut RunRecord,
         steps: &mut Vec<StepRecord>,
         recorder: &mut Recorder<'_>,
@@ -90,18 +91,21 @@ impl Runner {
                         .attempt(ws, step, plugin, &inputs, &bindings, redactor, &mut record)
                         .await
                     {
-                        Ok(succeeded) => {
-                            record.status = Status::Succeeded;
-                            record.output = Some(redact_value(&succeeded.value, redactor));
-                            if let Val::Bytes { data, .. } = &succeeded.value
-                                && let Some(RecordedValue::Bytes(summary)) = &record.output
-                            {
-                                blobs.push((summary.sha256.clone(), data.clone()));
+                        Ok(succeeded) => match unservable_reply(step, answer, &succeeded.value) {
+                            Some(message) => Some(message),
+                            None => {
+                                record.status = Status::Succeeded;
+                                record.output = Some(redact_value(&succeeded.value, redactor));
+                                if let Val::Bytes { data, .. } = &succeeded.value
+                                    && let Some(RecordedValue::Bytes(summary)) = &record.output
+                                {
+                                    blobs.push((summary.sha256.clone(), data.clone()));
+                                }
+                                state_writes = succeeded.state_writes;
+                                context.results.insert(step.id.clone(), succeeded.value);
+                                None
                             }
-                            state_writes = succeeded.state_writes;
-                            context.results.insert(step.id.clone(), succeeded.value);
-                            None
-                        }
+                        },
                         Err(message) => Some(message),
                     }
                 }
@@ -135,4 +139,20 @@ impl Runner {
         run.result = last;
         Ok(())
     }
+}
+
+/// Why the result of `step` cannot answer the webhook it is to answer, if it cannot.
+fn unservable_reply(step: &Step, answer: Option<&str>, value: &Val) -> Option<String> {
+    if answer != Some(step.id.as_str()) {
+        return None;
+    }
+    let Val::Json(value) = value else {
+        return None;
+    };
+    weft_model::reply::parse(value).err().map(|why| {
+        format!(
+            "step `{}` (plugin `{}`) answers the webhook, but its result cannot be served: {why}",
+            step.id, step.plugin
+        )
+    })
 }

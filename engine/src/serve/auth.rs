@@ -30,7 +30,8 @@ impl FromRequestParts<Server> for Admin {
     }
 }
 
-fn now_secs() -> u64 {
+/// Seconds since the Unix epoch, by the server's clock.
+pub(super) fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

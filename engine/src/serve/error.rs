@@ -24,6 +24,11 @@ impl ApiError {
         }
     }
 
+    /// The status it answers with.
+    pub(super) fn status(&self) -> StatusCode {
+        self.status
+    }
+
     /// What went wrong, as the error body says it.
     pub(super) fn message(&self) -> &str {
         &self.message

@@ -3,9 +3,10 @@
 //! - A JSON REST API under `/api/v1` for admins (integrations, customers, config vars, every
 //!   instance and run) and for customers (their own instances, config vars, runs, and
 //!   triggering their flows), described by the OpenAPI document at `/openapi.json`.
-//! - Webhooks at `/webhooks/{instance}/{flow}`: the request becomes the run's `trigger`;
-//!   answered at once with 202 and the run id, or when the run ends with the response taken
-//!   from a step's result.
+//! - Webhooks ([`webhooks`]) at each flow's secret `/webhooks/{token}` (and, for signed
+//!   instances, `/webhooks/{instance}/{flow}`): the request becomes the run's `trigger`;
+//!   answered at once with 202 and the run id, or when the run ends with the reply taken from
+//!   a step's result ([`reply`]).
 //! - Schedules ([`schedule`]): cron expressions with a time zone.
 //! - Concurrency per flow and instance ([`gate`]): parallel, throttled, FIFO, with a bounded queue.
 //!
@@ -18,7 +19,9 @@ mod auth;
 mod error;
 mod extract;
 pub mod gate;
+mod reply;
 pub mod schedule;
+mod webhook_signature;
 mod webhooks;
 
 use api::config::*;
@@ -60,15 +63,6 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 /// The largest webhook body accepted by default: 6 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 6 << 20;
 
-/// Headers never copied into a run's trigger (they carry credentials).
-const PRIVATE_HEADERS: &[&str] = &[
-    "authorization",
-    "cookie",
-    "x-weft-signature",
-    "x-weft-user-hash",
-    "proxy-authorization",
-];
-
 /// How the server behaves.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -76,6 +70,9 @@ pub struct ServeOptions {
     pub body_limit: usize,
     /// How long shutdown waits for runs in flight before recording them as interrupted.
     pub grace: Duration,
+    /// Serve webhook replies with `Content-Security-Policy: sandbox`, so that an HTML body
+    /// from a plugin cannot run script on the server's origin.
+    pub sandbox_replies: bool,
 }
 
 impl Default for ServeOptions {
@@ -83,6 +80,7 @@ impl Default for ServeOptions {
         Self {
             body_limit: DEFAULT_BODY_LIMIT,
             grace: Duration::from_secs(30),
+            sandbox_replies: true,
         }
     }
 }
@@ -217,8 +215,14 @@ impl Server {
             )
             .route("/api/v1/runs", get(runs))
             .route("/api/v1/runs/{run}", get(run))
-            .route("/webhooks/{instance}/{flow}", any(webhook))
+            .route(
+                "/api/v1/instances/{instance}/flows/{flow}/webhook/rotate",
+                post(rotate_webhook),
+            )
+            .route("/webhooks/{token}", any(webhook_by_token))
+            .route("/webhooks/{instance}/{flow}", any(webhook_by_name))
             .fallback(|| async { ApiError::not_found("no such route; see /openapi.json") })
+            .layer(axum::middleware::map_response(no_sniffing))
             .with_state(self.clone())
     }
 
@@ -248,6 +252,28 @@ impl Server {
         let interrupted = self.inner.store.mark_interrupted()?;
         self.inner.store.flush()?;
         Ok(interrupted.len())
+    }
+
+    /// The secret address of the webhook of `instance`'s flow `flow`, `/webhooks/{token}`
+    /// (the token is made on first use).
+    pub fn webhook_path(&self, instance: &str, flow: &str) -> anyhow::Result<String> {
+        let token = self.inner.store.webhook_tokens()?.ensure(instance, flow)?;
+        Ok(format!("/webhooks/{token}"))
+    }
+
+    /// Every instance flow with the secret address of its webhook, made where missing:
+    /// `(instance, flow, path)`.
+    pub fn webhooks(&self) -> anyhow::Result<Vec<(String, String, String)>> {
+        let mut all = Vec::new();
+        for instance in self.inner.registry.instances()? {
+            let id = &instance.spec.id;
+            let published = self.inner.registry.pinned(&instance)?;
+            for flow in published.iter().flat_map(|p| p.spec.flows.iter()) {
+                let path = self.webhook_path(id, &flow.name)?;
+                all.push((id.clone(), flow.name.clone(), path));
+            }
+        }
+        Ok(all)
     }
 
     /// Runs started and not finished.
@@ -324,13 +350,13 @@ impl Server {
         Ok(instance)
     }
 
-    /// Starts a run of `flow` of `instance` with `trigger`; with `wait`, runs it to the end.
+    /// Starts a run of `flow` of `instance` with `trigger`, answering as `mode` says.
     async fn start(
         &self,
         instance: &str,
         flow: &str,
         trigger: Json,
-        wait: bool,
+        mode: Mode,
     ) -> ApiResult<Started> {
         let ws = self.workspace_for(instance)?;
         let spec = ws
@@ -364,6 +390,11 @@ impl Server {
                 trigger,
             })
             .map_err(run_error)?;
+        let prepared = match (mode, reply::answering_step(&spec)) {
+            (Mode::Answer, Some(step)) => prepared.answering(step),
+            _ => prepared,
+        };
+        let wait = mode != Mode::Accept;
         let id = prepared.id().to_string();
         if !wait {
             // Recorded before answering, so the id is visible at once.
@@ -394,6 +425,17 @@ impl Server {
     }
 }
 
+/// How a started run is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// At once, with its id.
+    Accept,
+    /// When it ends, with its record.
+    Wait,
+    /// When it ends, with a step's result as a webhook reply ([`reply`]).
+    Answer,
+}
+
 enum Started {
     Accepted(String),
     Finished(Box<RunWithSteps>, FlowSpec),
@@ -414,6 +456,16 @@ fn run_error(e: RunError) -> ApiError {
         RunError::Disabled(_) => ApiError::new(StatusCode::CONFLICT, "disabled", e.to_string()),
         other => ApiError::internal(other),
     }
+}
+
+/// Every response says its content type is meant: a browser never guesses script out of a
+/// body.
+async fn no_sniffing(mut response: axum::response::Response) -> axum::response::Response {
+    response.headers_mut().insert(
+        axum::http::header::X_CONTENT_TYPE_OPTIONS,
+        axum::http::HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 fn ok(value: Json) -> ApiResult {

@@ -227,7 +227,10 @@ fn fire(
         schedule.overlap,
     );
     tokio::spawn(async move {
-        if let Err(e) = server.start(&instance, &flow, trigger, true).await {
+        if let Err(e) = server
+            .start(&instance, &flow, trigger, super::Mode::Wait)
+            .await
+        {
             eprintln!(
                 "schedule `{flow}` of `{instance}`: the run could not start: {}",
                 e.message()

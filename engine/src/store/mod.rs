@@ -11,8 +11,8 @@
 //! flush that follows it) the step is on disk whole or not at all.
 //!
 //! Beside the runs, the store keeps the managed state ([`registry`]), sealed credentials
-//! ([`vault`]), schedule ticks ([`ScheduleTicks`]) and the compile cache's sealing key, each
-//! behind its own typed accessor on [`SledStore`].
+//! ([`vault`]), schedule ticks ([`ScheduleTicks`]), webhook tokens ([`WebhookTokens`]) and the
+//! compile cache's sealing key, each behind its own typed accessor on [`SledStore`].
 
 mod flush;
 mod keys;
@@ -21,10 +21,12 @@ mod schedule_ticks;
 mod sled_store;
 mod trees;
 pub mod vault;
+mod webhook_tokens;
 
 pub use flush::GroupFlush;
 pub use schedule_ticks::ScheduleTicks;
 pub use sled_store::SledStore;
+pub use webhook_tokens::{HookTarget, WebhookTokens};
 
 pub use weft_model::records::{Attempt, RunFilter, RunRecord, RunWithSteps, Status, StepRecord};
 

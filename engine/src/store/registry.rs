@@ -170,6 +170,14 @@ impl Registry {
             .collect()
     }
 
+    /// The integration version `instance` is pinned to.
+    pub fn pinned(&self, instance: &ManagedInstance) -> anyhow::Result<Option<Published>> {
+        self.get(&integration_key(
+            &instance.spec.integration,
+            instance.version,
+        ))
+    }
+
     /// The names of every integration ever published.
     pub fn integration_names(&self) -> anyhow::Result<Vec<String>> {
         let mut names: Vec<String> = self

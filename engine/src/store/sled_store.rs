@@ -75,23 +75,40 @@ fn floor_at(ms: u64) -> String {
     uuid::Uuid::from_bytes(bytes).to_string()
 }
 
+/// How long opening a locked store waits for the lock before giving up.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl SledStore {
     /// Opens the store in `dir`, creating it if needed.
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("failed to create store directory `{}`", dir.display()))?;
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir.join("db"))
             // sled keeps recently written records in memory up to this size; bounded so a
             // long-running engine's memory does not grow with its history.
-            .cache_capacity(32 << 20)
-            .open()
-            .with_context(|| {
-                format!(
-                    "failed to open the store in `{}` (is another `weft` process using it?)",
-                    dir.display()
-                )
-            })?;
+            .cache_capacity(32 << 20);
+        // sled releases its directory lock from a background thread after the last handle is
+        // dropped, so a store closed a moment ago (by this process, or by a process that is
+        // exiting) can still be locked briefly: wait a little for it before saying it is in use.
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let db = loop {
+            match config.open() {
+                Err(sled::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                opened => break opened,
+            }
+        }
+        .with_context(|| {
+            format!(
+                "failed to open the store in `{}` (is another `weft` process using it?)",
+                dir.display()
+            )
+        })?;
         let runs = Tree::Runs.open(&db)?;
         let steps = Tree::Steps.open(&db)?;
         let blobs = Tree::Blobs.open(&db)?;

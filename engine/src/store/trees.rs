@@ -1,7 +1,8 @@
 //! The sled trees of the store, named in one place. Only the store's own modules open them;
 //! the rest of the engine goes through typed accessors ([`super::SledStore::registry`],
 //! [`super::vault::Vault::open`], [`super::SledStore::schedule_ticks`],
-//! [`super::SledStore::compile_cache_key`]).
+//! [`super::SledStore::compile_cache_key`],
+//! [`super::SledStore::webhook_tokens`]).
 
 use anyhow::Context as _;
 
@@ -24,6 +25,8 @@ pub(super) enum Tree {
     Meta,
     /// The last tick of each schedule.
     Schedules,
+    /// The secret token of each instance flow's webhook.
+    Webhooks,
 }
 
 impl Tree {
@@ -37,6 +40,7 @@ impl Tree {
             Tree::Credentials => "credentials",
             Tree::Meta => "meta",
             Tree::Schedules => "schedules",
+            Tree::Webhooks => "webhooks",
         }
     }
 

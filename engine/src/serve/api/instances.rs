@@ -8,21 +8,19 @@ use serde_json::{Map, Value as Json, json};
 use crate::serve::error::{ApiError, ApiResult};
 use crate::serve::{Server, ok, sees};
 
-/// An instance as the API shows it: secret config values redacted.
 /// The integration version instance `instance` is pinned to.
 pub(in crate::serve) fn pinned(
     server: &Server,
     instance: &crate::store::registry::ManagedInstance,
 ) -> ApiResult<Option<crate::store::registry::Published>> {
-    Ok(server
+    server
         .inner
         .registry
-        .versions(&instance.spec.integration)
-        .map_err(ApiError::internal)?
-        .into_iter()
-        .find(|p| p.version == instance.version))
+        .pinned(instance)
+        .map_err(ApiError::internal)
 }
 
+/// An instance as the API shows it: secret config values redacted.
 pub(in crate::serve) fn instance_json(
     server: &Server,
     instance: &crate::store::registry::ManagedInstance,
@@ -38,6 +36,13 @@ pub(in crate::serve) fn instance_json(
         .iter()
         .flat_map(|p| p.spec.flows.iter())
         .map(|f| f.name.as_str())
+        .collect();
+    let webhooks: Map<String, Json> = flows
+        .iter()
+        .filter_map(|flow| {
+            let path = server.webhook_path(&instance.spec.id, flow).ok()?;
+            Some((flow.to_string(), Json::String(path)))
+        })
         .collect();
     let config: Map<String, Json> = instance
         .spec
@@ -61,6 +66,7 @@ pub(in crate::serve) fn instance_json(
         "enabled": instance.spec.enabled,
         "flows": flows,
         "config": config,
+        "webhooks": webhooks,
         "webhook_signed": instance.spec.webhook_secret.is_some(),
     })
 }
@@ -89,4 +95,28 @@ pub(in crate::serve) async fn instance(
 ) -> ApiResult {
     let instance = server.visible_instance(&principal, &id)?;
     ok(instance_json(&server, &instance))
+}
+
+/// `POST /api/v1/instances/{instance}/flows/{flow}/webhook/rotate`: a new secret address for
+/// the flow's webhook; the old one answers 404 from now on.
+pub(in crate::serve) async fn rotate_webhook(
+    State(server): State<Server>,
+    principal: Principal,
+    ApiPath((id, flow)): ApiPath<(String, String)>,
+) -> ApiResult {
+    let instance = server.visible_instance(&principal, &id)?;
+    let known =
+        pinned(&server, &instance)?.is_some_and(|p| p.spec.flows.iter().any(|f| f.name == flow));
+    if !known {
+        return Err(ApiError::not_found(format!(
+            "instance `{id}` has no flow `{flow}`"
+        )));
+    }
+    let token = server
+        .inner
+        .store
+        .webhook_tokens()
+        .and_then(|t| t.rotate(&id, &flow))
+        .map_err(ApiError::internal)?;
+    ok(json!({ "flow": flow, "webhook": format!("/webhooks/{token}") }))
 }

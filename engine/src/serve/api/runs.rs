@@ -11,7 +11,7 @@ use crate::auth::Principal;
 use crate::store::{RunFilter, RunStore, Status};
 
 use crate::serve::error::{ApiError, ApiResult};
-use crate::serve::{Server, Started, ok, sees};
+use crate::serve::{Mode, Server, Started, ok, sees};
 
 #[derive(Debug, Deserialize)]
 pub(in crate::serve) struct WaitQuery {
@@ -36,7 +36,16 @@ pub(in crate::serve) async fn trigger_flow(
     };
     let trigger = json!({ "via": "api", "body": body });
     match server
-        .start(&id, &flow, trigger, query.wait.unwrap_or(false))
+        .start(
+            &id,
+            &flow,
+            trigger,
+            if query.wait.unwrap_or(false) {
+                Mode::Wait
+            } else {
+                Mode::Accept
+            },
+        )
         .await?
     {
         Started::Accepted(run_id) => Ok(accepted(&run_id)),

@@ -5,6 +5,8 @@
 //! - `forbidden-host`: a request to `url`, which its grant does not allow;
 //! - `block`: a request to `url` (a server that answers slowly) and waits for it;
 //! - `unbound-var`: reads config var `name`, which the instance does not have, and insists;
+//! - `reply`: returns its `reply` input (JSON) as its result: a webhook reply with whatever
+//!   status, headers and body a test wants a server to refuse or contain;
 //! - `ok`: returns `{ "ok": true }`.
 
 use weft_step::http::{self, Request};
@@ -70,6 +72,10 @@ impl Guest for Hostile {
                         "config var `{name}` is not bound for this instance"
                     ))),
                 }
+            }
+            "reply" => {
+                let reply = inputs.json("reply")?.unwrap_or(serde_json::Value::Null);
+                Ok(weft_step::json(&reply))
             }
             "ok" => Ok(weft_step::json(&serde_json::json!({ "ok": true }))),
             other => Err(StepError::invalid_input(format!("unknown mode `{other}`"))),

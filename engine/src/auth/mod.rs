@@ -4,15 +4,21 @@
 //! A **workspace JWT** is signed with the workspace's secret (HS256 by default, or HS512) or with
 //! a private key whose public half the workspace registered (RS256/384/512, PS256, ES256/384).
 //! Its claims: `iss` (the workspace key), `exp` (required), and either `id` (a customer, with
-//! optional `name` and `fields`) or `isAdmin` (non-empty, and then no `id`). Verification is
+//! optional `name` and `fields`) or `isAdmin` (and then no `id`); every registered claim a token
+//! carries is checked too ([`claims`] has the rules, `isAdmin`'s among them). Verification is
 //! strict: an allow-list of algorithms per workspace, no `alg: none`, no HS/RS key confusion
 //! (HMAC algorithms only with a secret, public-key ones only with a public key), no `crit`
-//! header, tokens of at most 8 KiB, `exp` with at most 30 s of leeway, `iss` required and equal to
-//! the workspace key. Errors say what is wrong and never echo the token.
+//! header, `typ` absent or `JWT`, tokens of at most 8 KiB, 30 s of leeway on dates. The key is
+//! never taken from the token (`jku`, `jwk`, `x5u`, `x5c` and `kid` are ignored). Errors say
+//! what is wrong and never echo the token.
 //!
 //! An **HMAC user hash** is `hex(HMAC-SHA256(app secret, user id))`, sent with the app key and
 //! the user id, compared in constant time; it grants the same customer scope as a token with
 //! that `id`.
+
+mod claims;
+
+pub use claims::MAX_CUSTOMER_ID;
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
@@ -50,8 +56,8 @@ pub enum Principal {
 #[error("{code}: {message}")]
 pub struct AuthError {
     /// `token_too_large`, `malformed_token`, `algorithm_not_allowed`, `unsupported_header`,
-    /// `bad_signature`, `expired`, `missing_claim`, `wrong_issuer`, `bad_claims`,
-    /// `bad_user_hash`, `unknown_app_key`.
+    /// `bad_signature`, `expired`, `not_yet_valid`, `missing_claim`, `wrong_issuer`,
+    /// `wrong_audience`, `bad_claims`, `bad_user_hash`, `unknown_app_key`.
     pub code: &'static str,
     /// What is wrong.
     pub message: String,
@@ -72,6 +78,7 @@ pub struct AuthConfig {
     secret: Option<Vec<u8>>,
     public_key: Option<DecodingKey>,
     hmac_secret: Option<Vec<u8>>,
+    audience: Option<String>,
 }
 
 impl std::fmt::Debug for AuthConfig {
@@ -122,6 +129,7 @@ impl AuthConfig {
             secret: Some(secret.to_vec()),
             public_key: None,
             hmac_secret: None,
+            audience: None,
         })
     }
 
@@ -160,6 +168,7 @@ impl AuthConfig {
             secret: None,
             public_key: key,
             hmac_secret: None,
+            audience: None,
         })
     }
 
@@ -178,6 +187,13 @@ impl AuthConfig {
         }
         self.hmac_secret = Some(secret.to_vec());
         Ok(self)
+    }
+
+    /// Requires tokens to name `audience` in their `aud` claim (without it, a token that
+    /// carries `aud` is refused: it was meant for someone else).
+    pub fn with_audience(mut self, audience: &str) -> Self {
+        self.audience = Some(audience.to_string());
+        self
     }
 
     /// Verifies a workspace JWT at time `now` (seconds since the Unix epoch).
@@ -204,6 +220,18 @@ impl AuthConfig {
             .get("alg")
             .and_then(Json::as_str)
             .ok_or_else(|| fail("malformed_token", "the header has no `alg`"))?;
+        // RFC 8725 §3.11: a token of another type (an access token, a logout token) signed with
+        // the same key is not a workspace token.
+        if let Some(typ) = header.get("typ")
+            && !typ.as_str().is_some_and(|t| {
+                t.eq_ignore_ascii_case("JWT") || t.eq_ignore_ascii_case("application/jwt")
+            })
+        {
+            return Err(fail(
+                "unsupported_header",
+                "the header's `typ` is not `JWT`; only workspace JWTs are accepted",
+            ));
+        }
         if header.contains_key("crit") {
             return Err(fail(
                 "unsupported_header",
@@ -252,53 +280,14 @@ impl AuthConfig {
         jsonwebtoken::decode::<Json>(token, &key, &validation)
             .map_err(|_| fail("bad_signature", "the signature does not verify"))?;
 
-        match payload.get("iss").and_then(Json::as_str) {
-            None => return Err(fail("missing_claim", "the token has no `iss` claim")),
-            Some(iss) if iss != self.issuer => {
-                return Err(fail("wrong_issuer", "`iss` is not this workspace's key"));
-            }
-            Some(_) => {}
-        }
-        let exp = match payload.get("exp") {
-            None => return Err(fail("missing_claim", "the token has no `exp` claim")),
-            Some(v) => v
-                .as_u64()
-                .ok_or_else(|| fail("bad_claims", "`exp` must be a number of seconds"))?,
-        };
-        if exp + LEEWAY_SECONDS < now {
-            return Err(fail("expired", "the token has expired"));
-        }
-        let admin = match payload.get("isAdmin") {
-            None | Some(Json::Null) | Some(Json::Bool(false)) => false,
-            Some(Json::String(s)) if s.is_empty() => false,
-            Some(_) => true,
-        };
-        let id = payload.get("id");
-        let name = payload
-            .get("name")
-            .and_then(Json::as_str)
-            .map(str::to_string);
-        match (admin, id) {
-            (true, Some(_)) => Err(fail(
-                "bad_claims",
-                "a token may carry `id` (a customer) or `isAdmin`, not both",
-            )),
-            (true, None) => Ok(Principal::Admin { name }),
-            (false, Some(Json::String(id))) if !id.is_empty() => Ok(Principal::Customer {
-                id: id.clone(),
-                name,
-                fields: payload
-                    .get("fields")
-                    .and_then(Json::as_object)
-                    .cloned()
-                    .unwrap_or_default(),
-            }),
-            (false, Some(_)) => Err(fail("bad_claims", "`id` must be a non-empty string")),
-            (false, None) => Err(fail(
-                "missing_claim",
-                "the token has neither `id` (a customer) nor `isAdmin`",
-            )),
-        }
+        claims::check(
+            &payload,
+            claims::Expected {
+                issuer: &self.issuer,
+                audience: self.audience.as_deref(),
+                now,
+            },
+        )
     }
 
     /// Verifies an HMAC user hash: `hash` must be `hex(HMAC-SHA256(app secret, user_id))`.
@@ -317,9 +306,7 @@ impl AuthConfig {
                 "the user hash does not match the user id",
             ));
         }
-        if user_id.is_empty() {
-            return Err(fail("bad_claims", "the user id is empty"));
-        }
+        claims::check_customer_id(user_id)?;
         Ok(Principal::Customer {
             id: user_id.to_string(),
             name: None,
@@ -350,202 +337,4 @@ pub fn hmac_sha256_matches(key: &[u8], message: &[u8], mac: &[u8]) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use jsonwebtoken::{EncodingKey, Header, encode};
-    use serde_json::json;
-
-    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
-    const NOW: u64 = 1_800_000_000;
-
-    fn config() -> AuthConfig {
-        AuthConfig::with_secret("ws-key", SECRET, &[Algorithm::HS256])
-            .unwrap()
-            .with_user_hashes(SECRET)
-            .unwrap()
-    }
-
-    fn token(claims: Json) -> String {
-        encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &EncodingKey::from_secret(SECRET),
-        )
-        .unwrap()
-    }
-
-    fn b64(v: &Json) -> String {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
-    }
-
-    fn code(result: Result<Principal, AuthError>) -> &'static str {
-        result.expect_err("refused").code
-    }
-
-    #[test]
-    fn customer_and_admin_tokens() {
-        let c = config();
-        let customer = token(
-            json!({ "iss": "ws-key", "exp": NOW + 60, "id": "acme", "name": "Acme", "fields": { "tier": "gold" } }),
-        );
-        assert_eq!(
-            c.verify_token(&customer, NOW).unwrap(),
-            Principal::Customer {
-                id: "acme".into(),
-                name: Some("Acme".into()),
-                fields: json!({ "tier": "gold" }).as_object().unwrap().clone()
-            }
-        );
-        let admin = token(json!({ "iss": "ws-key", "exp": NOW + 60, "isAdmin": "yes" }));
-        assert_eq!(
-            c.verify_token(&admin, NOW).unwrap(),
-            Principal::Admin { name: None }
-        );
-    }
-
-    #[test]
-    fn the_bad_token_matrix() {
-        let c = config();
-        let good = json!({ "iss": "ws-key", "exp": NOW + 60, "id": "acme" });
-        // alg: none
-        let none = format!(
-            "{}.{}.",
-            b64(&json!({ "alg": "none", "typ": "JWT" })),
-            b64(&good)
-        );
-        assert_eq!(code(c.verify_token(&none, NOW)), "algorithm_not_allowed");
-        // an algorithm not on the list (HS512 signed with the same secret)
-        let hs512 = encode(
-            &Header::new(Algorithm::HS512),
-            &good,
-            &EncodingKey::from_secret(SECRET),
-        )
-        .unwrap();
-        assert_eq!(code(c.verify_token(&hs512, NOW)), "algorithm_not_allowed");
-        // a wrong signature
-        let forged = encode(
-            &Header::new(Algorithm::HS256),
-            &good,
-            &EncodingKey::from_secret(b"another-secret-another-secret-xx"),
-        )
-        .unwrap();
-        assert_eq!(code(c.verify_token(&forged, NOW)), "bad_signature");
-        // expired, past the leeway; inside the leeway it passes
-        let old = token(json!({ "iss": "ws-key", "exp": NOW - 31, "id": "acme" }));
-        assert_eq!(code(c.verify_token(&old, NOW)), "expired");
-        let skewed = token(json!({ "iss": "ws-key", "exp": NOW - 29, "id": "acme" }));
-        assert!(c.verify_token(&skewed, NOW).is_ok());
-        // missing exp, missing or wrong iss
-        assert_eq!(
-            code(c.verify_token(&token(json!({ "iss": "ws-key", "id": "a" })), NOW)),
-            "missing_claim"
-        );
-        assert_eq!(
-            code(c.verify_token(&token(json!({ "exp": NOW + 60, "id": "a" })), NOW)),
-            "missing_claim"
-        );
-        assert_eq!(
-            code(c.verify_token(
-                &token(json!({ "iss": "other", "exp": NOW + 60, "id": "a" })),
-                NOW
-            )),
-            "wrong_issuer"
-        );
-        // a crit header
-        let with_crit = {
-            let h = json!({ "alg": "HS256", "crit": ["exp"] });
-            let signing_input = format!("{}.{}", b64(&h), b64(&good));
-            let mut mac = Hmac::<Sha256>::new_from_slice(SECRET).unwrap();
-            mac.update(signing_input.as_bytes());
-            let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .encode(mac.finalize().into_bytes());
-            format!("{signing_input}.{sig}")
-        };
-        assert_eq!(code(c.verify_token(&with_crit, NOW)), "unsupported_header");
-        // too large
-        let big =
-            token(json!({ "iss": "ws-key", "exp": NOW + 60, "id": "a", "pad": "x".repeat(9000) }));
-        let err = c.verify_token(&big, NOW).unwrap_err();
-        assert_eq!(err.code, "token_too_large");
-        assert!(!err.message.contains(&big[..20]), "the token is not echoed");
-        // malformed base64 and JSON
-        assert_eq!(code(c.verify_token("a.b!.c", NOW)), "malformed_token");
-        let not_json = format!(
-            "{}.{}.sig",
-            b64(&json!({ "alg": "HS256" })),
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("not json")
-        );
-        assert_eq!(code(c.verify_token(&not_json, NOW)), "malformed_token");
-        assert_eq!(code(c.verify_token("only.two", NOW)), "malformed_token");
-        // id together with isAdmin, neither of them
-        assert_eq!(
-            code(c.verify_token(
-                &token(json!({ "iss": "ws-key", "exp": NOW + 60, "id": "a", "isAdmin": true })),
-                NOW
-            )),
-            "bad_claims"
-        );
-        assert_eq!(
-            code(c.verify_token(&token(json!({ "iss": "ws-key", "exp": NOW + 60 })), NOW)),
-            "missing_claim"
-        );
-    }
-
-    #[test]
-    fn hs_rs_key_confusion_is_refused() {
-        let public = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../tests/fixtures/rsa-public.pem"
-        ))
-        .unwrap();
-        let c = AuthConfig::with_public_key("ws-key", &public, &[Algorithm::RS256]).unwrap();
-        // The classic attack: HS256 "signed" with the public key's bytes as the secret.
-        let confused = encode(
-            &Header::new(Algorithm::HS256),
-            &json!({ "iss": "ws-key", "exp": NOW + 60, "id": "acme" }),
-            &EncodingKey::from_secret(&public),
-        )
-        .unwrap();
-        assert_eq!(
-            code(c.verify_token(&confused, NOW)),
-            "algorithm_not_allowed"
-        );
-        // A real RS256 token verifies.
-        let private = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../tests/fixtures/rsa-private.pem"
-        ))
-        .unwrap();
-        let real = encode(
-            &Header::new(Algorithm::RS256),
-            &json!({ "iss": "ws-key", "exp": NOW + 60, "id": "acme" }),
-            &EncodingKey::from_rsa_pem(&private).unwrap(),
-        )
-        .unwrap();
-        assert!(c.verify_token(&real, NOW).is_ok());
-    }
-
-    #[test]
-    fn short_secrets_are_refused_and_user_hashes_checked() {
-        assert!(
-            AuthConfig::with_secret("k", &[7; 31], &[Algorithm::HS256])
-                .unwrap_err()
-                .contains("at least 32")
-        );
-        assert!(
-            AuthConfig::with_secret("k", &[7; 63], &[Algorithm::HS512])
-                .unwrap_err()
-                .contains("at least 64")
-        );
-        assert!(AuthConfig::with_secret("k", &[7; 64], &[Algorithm::RS256]).is_err());
-        let c = config();
-        let mut mac = Hmac::<Sha256>::new_from_slice(SECRET).unwrap();
-        mac.update(b"acme");
-        let hash = hex::encode(mac.finalize().into_bytes());
-        assert!(
-            matches!(c.verify_user_hash("acme", &hash), Ok(Principal::Customer { id, .. }) if id == "acme")
-        );
-        assert_eq!(code(c.verify_user_hash("globex", &hash)), "bad_user_hash");
-        assert_eq!(code(c.verify_user_hash("acme", "zz")), "bad_user_hash");
-    }
-}
+mod tests;
