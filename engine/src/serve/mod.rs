@@ -44,7 +44,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{any, get, post, put};
+use axum::routing::{get, post, put};
 use serde_json::Value as Json;
 use tokio::sync::Notify;
 
@@ -219,8 +219,11 @@ impl Server {
                 "/api/v1/instances/{instance}/flows/{flow}/webhook/rotate",
                 post(rotate_webhook),
             )
-            .route("/webhooks/{token}", any(webhook_by_token))
-            .route("/webhooks/{instance}/{flow}", any(webhook_by_name))
+            .route("/webhooks/{token}", webhook_methods(webhook_by_token))
+            .route(
+                "/webhooks/{instance}/{flow}",
+                webhook_methods(webhook_by_name),
+            )
             .fallback(|| async { ApiError::not_found("no such route; see /openapi.json") })
             .layer(axum::middleware::map_response(no_sniffing))
             .with_state(self.clone())
@@ -310,12 +313,17 @@ impl Server {
         {
             return Err(ApiError::not_found(format!("no instance `{id}`")));
         }
-        let ws = Arc::new(
-            self.inner
-                .registry
-                .workspace_for(id, None)
-                .map_err(ApiError::internal)?,
-        );
+        let ws = Arc::new(self.inner.registry.workspace_for(id, None).map_err(|e| {
+            if e.downcast_ref::<weft_model::ValidationErrors>().is_some() {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "instance_not_runnable",
+                    format!("instance `{id}` cannot run as the store has it now: {e:#}"),
+                )
+            } else {
+                ApiError::internal(format!("{e:#}"))
+            }
+        })?);
         self.inner
             .workspaces
             .lock()
@@ -423,6 +431,19 @@ impl Server {
             Ok(Started::Accepted(id))
         }
     }
+}
+
+/// The methods a webhook answers (any other gets 405 with `Allow`).
+fn webhook_methods<H, T>(handler: H) -> axum::routing::MethodRouter<Server>
+where
+    H: axum::handler::Handler<T, Server>,
+    T: 'static,
+{
+    get(handler.clone())
+        .post(handler.clone())
+        .put(handler.clone())
+        .patch(handler.clone())
+        .delete(handler)
 }
 
 /// How a started run is answered.

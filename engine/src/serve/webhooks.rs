@@ -173,10 +173,10 @@ async fn receive(
         Ok(trigger) => trigger,
         Err(e) => return e.into_response(),
     };
-    let wait_asked = request.uri.query().is_some_and(|q| {
-        url::form_urlencoded::parse(q.as_bytes())
-            .any(|(k, v)| k == "wait" && (v == "true" || v == "1"))
-    });
+    let wait_asked = match wait_query(request.uri.query()) {
+        Ok(wait) => wait,
+        Err(e) => return e.into_response(),
+    };
     let mode = if wait_asked || flow.webhook.as_ref().is_some_and(|w| w.sync) {
         Mode::Answer
     } else {
@@ -200,6 +200,22 @@ async fn receive(
             target.flow,
             e.message()
         )),
+    }
+}
+
+/// `?wait=true|false` (also `1`/`0`): whether the caller asked to wait for the run.
+fn wait_query(query: Option<&str>) -> Result<bool, ApiError> {
+    let Some((_, value)) = query
+        .into_iter()
+        .flat_map(|q| url::form_urlencoded::parse(q.as_bytes()))
+        .find(|(name, _)| name == "wait")
+    else {
+        return Ok(false);
+    };
+    match value.as_ref() {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(ApiError::bad_request("`wait` must be true or false")),
     }
 }
 

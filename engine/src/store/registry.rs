@@ -384,8 +384,10 @@ impl Registry {
         };
         let mut spec = published.spec;
         spec.version = published.version;
+        // The problems stay a `ValidationErrors` in the chain, so a caller can tell a workspace
+        // that does not check (a required var unset since) from a store that failed.
         Workspace::from_parts(&stored.path, file, vec![(published.path, spec)])
-            .map_err(|e| anyhow::anyhow!("the stored workspace does not check: {e}"))
+            .map_err(|e| anyhow::Error::new(e).context("the stored workspace does not check"))
     }
 
     /// Moves instance `id` to version `to` (default: the newest) of its integration. Returns

@@ -66,6 +66,11 @@ pub(in crate::serve) fn accepted(run_id: &str) -> Response {
     response
 }
 
+/// Runs listed when the query does not say how many.
+const DEFAULT_LIMIT: usize = 100;
+/// The most runs one listing returns.
+const MAX_LIMIT: usize = 1000;
+
 #[derive(Debug, Deserialize)]
 pub(in crate::serve) struct RunsQuery {
     instance: Option<String>,
@@ -80,6 +85,12 @@ pub(in crate::serve) async fn runs(
     principal: Principal,
     ApiQuery(query): ApiQuery<RunsQuery>,
 ) -> ApiResult {
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "`limit` must be from 1 to {MAX_LIMIT}"
+        )));
+    }
     let status = query
         .status
         .as_deref()
@@ -102,7 +113,7 @@ pub(in crate::serve) async fn runs(
         status,
         since_ms: None,
         until_ms: None,
-        limit: Some(query.limit.unwrap_or(100).min(1000)),
+        limit: Some(limit),
     };
     let runs = server
         .inner
