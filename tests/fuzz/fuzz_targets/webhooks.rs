@@ -51,7 +51,9 @@ fuzz_target!(|data: &[u8]| {
         body,
     };
     if let Ok(trigger) = webhook_trigger(&request) {
-        let recorded = trigger["headers"].as_object().expect("headers are an object");
+        let recorded = trigger["headers"]
+            .as_object()
+            .expect("headers are an object");
         for private in PRIVATE_HEADERS {
             assert!(!recorded.contains_key(*private), "{private} was recorded");
         }
