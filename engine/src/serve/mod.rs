@@ -51,7 +51,7 @@ use tokio::sync::Notify;
 use crate::auth::{AuthConfig, Principal};
 use crate::runner::{RunError, RunRequest, Runner};
 use crate::store::registry::Registry;
-use crate::store::{RunStore, RunWithSteps, SledStore};
+use crate::store::{RunStore, RunWithSteps, SledStore, WebhookTokens};
 use weft_model::spec::FlowSpec;
 use weft_model::workspace::Workspace;
 
@@ -104,6 +104,8 @@ impl std::fmt::Debug for Server {
 
 struct Inner {
     registry: Registry,
+    /// Opened once: a webhook request looks its token up here.
+    webhook_tokens: WebhookTokens,
     runner: Runner,
     store: Arc<SledStore>,
     auth: Result<AuthConfig, String>,
@@ -156,9 +158,11 @@ impl Server {
         options: ServeOptions,
     ) -> anyhow::Result<Self> {
         let registry = store.registry()?;
+        let webhook_tokens = store.webhook_tokens()?;
         Ok(Self {
             inner: Arc::new(Inner {
                 registry,
+                webhook_tokens,
                 runner,
                 store,
                 auth,
@@ -260,7 +264,7 @@ impl Server {
     /// The secret address of the webhook of `instance`'s flow `flow`, `/webhooks/{token}`
     /// (the token is made on first use).
     pub fn webhook_path(&self, instance: &str, flow: &str) -> anyhow::Result<String> {
-        let token = self.inner.store.webhook_tokens()?.ensure(instance, flow)?;
+        let token = self.inner.webhook_tokens.ensure(instance, flow)?;
         Ok(format!("/webhooks/{token}"))
     }
 

@@ -37,12 +37,7 @@ pub(in crate::serve) async fn webhook_by_token(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let target = match server
-        .inner
-        .store
-        .webhook_tokens()
-        .and_then(|t| t.find(&token))
-    {
+    let target = match server.inner.webhook_tokens.find(&token) {
         Ok(Some(target)) => target,
         Ok(None) => return nowhere(),
         Err(e) => return unavailable(&format!("a webhook token lookup failed: {e:#}")),

@@ -114,9 +114,8 @@ pub(in crate::serve) async fn rotate_webhook(
     }
     let token = server
         .inner
-        .store
-        .webhook_tokens()
-        .and_then(|t| t.rotate(&id, &flow))
+        .webhook_tokens
+        .rotate(&id, &flow)
         .map_err(ApiError::internal)?;
     ok(json!({ "flow": flow, "webhook": format!("/webhooks/{token}") }))
 }
