@@ -81,6 +81,17 @@ impl Outcome {
         self.requests as f64 / self.elapsed.as_secs_f64()
     }
 
+    /// p50, p90, p99, p99.9 and the maximum.
+    fn tail(&mut self) -> [Duration; 5] {
+        [
+            self.quantile(0.5),
+            self.quantile(0.9),
+            self.quantile(0.99),
+            self.quantile(0.999),
+            self.quantile(1.0),
+        ]
+    }
+
     fn quantile(&mut self, q: f64) -> Duration {
         self.latencies.sort_unstable();
         let i = ((self.latencies.len() as f64 - 1.0) * q).round() as usize;
@@ -267,12 +278,7 @@ fn main() -> anyhow::Result<()> {
             let mut floor =
                 client_rt.block_on(load(addr, request("/floor"), "HTTP/1.1 200", seconds));
             floor_rate = Some(floor.rate());
-            contenders.push((
-                "HTTP floor (no run)",
-                floor.rate(),
-                floor.quantile(0.5),
-                floor.quantile(0.99),
-            ));
+            contenders.push(("HTTP floor (no run)", floor.rate(), floor.tail()));
         }
         println!("\ndurability `{durability:?}`:");
         // The same run without HTTP or the server: the runner alone, one run after another,
@@ -337,12 +343,7 @@ fn main() -> anyhow::Result<()> {
                 seconds,
             ));
             requests += sync.requests;
-            contenders.push((
-                "sync webhook",
-                sync.rate(),
-                sync.quantile(0.5),
-                sync.quantile(0.99),
-            ));
+            contenders.push(("sync webhook", sync.rate(), sync.tail()));
         }
         let mut drained = None;
         if selected("async") {
@@ -362,8 +363,7 @@ fn main() -> anyhow::Result<()> {
             contenders.push((
                 "async webhook (accepted)",
                 asynchronous.rate(),
-                asynchronous.quantile(0.5),
-                asynchronous.quantile(0.99),
+                asynchronous.tail(),
             ));
         }
         store.flush()?;
@@ -376,11 +376,10 @@ fn main() -> anyhow::Result<()> {
         assert_eq!(recorded, requests, "every request has its recorded run");
         assert_eq!(succeeded, runs.len(), "every run succeeded");
 
-        for (name, rate, p50, p99) in contenders {
+        for (name, rate, tail) in contenders {
             println!(
-                "  {name:<26} {rate:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   {:>5.2}× the floor's rate",
-                p50.as_secs_f64() * 1e3,
-                p99.as_secs_f64() * 1e3,
+                "  {name:<26} {rate:>9.0} req/s   {}   {:>5.2}× the floor's rate",
+                tail_text(tail.map(|d| d.as_secs_f64() * 1e3)),
                 rate / floor_rate.unwrap_or(rate)
             );
         }
@@ -403,9 +402,13 @@ fn main() -> anyhow::Result<()> {
 struct WrkOutcome {
     requests: u64,
     rate: f64,
-    p50_ms: f64,
-    p99_ms: f64,
+    /// p50, p90, p99, p99.9 and max, in milliseconds.
+    tail_ms: [f64; 5],
 }
+
+/// A wrk `done` hook printing `tail: p50 p90 p99 p99.9 max` in microseconds (wrk's own
+/// `--latency` table stops at p99).
+const WRK_TAIL: &str = "done = function(summary, latency, requests)\n  io.write(string.format(\"tail: %d %d %d %d %d\\n\", latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9), latency.max))\nend\n";
 
 /// Runs `wrk -t1 -c16 --latency` for `seconds` at `url` with `method` (and the JSON body of
 /// the other contenders for a POST).
@@ -414,7 +417,7 @@ fn wrk(url: &str, method: &str, seconds: f64) -> anyhow::Result<WrkOutcome> {
     std::fs::write(
         script.path(),
         format!(
-            "wrk.method = \"{method}\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n{}",
+            "wrk.method = \"{method}\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n{}{WRK_TAIL}",
             if method == "POST" {
                 "wrk.body = '{\"region\":\"eu\"}'\n"
             } else {
@@ -445,17 +448,6 @@ fn wrk(url: &str, method: &str, seconds: f64) -> anyhow::Result<WrkOutcome> {
             .find_map(|l| l.strip_prefix(prefix))
             .map(str::trim)
     };
-    // wrk prints latencies as `1.23ms`, `456.00us` or `1.02s`.
-    let millis = |v: &str| -> Option<f64> {
-        let (n, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic())?);
-        let n: f64 = n.parse().ok()?;
-        Some(match unit {
-            "us" => n / 1e3,
-            "ms" => n,
-            "s" => n * 1e3,
-            _ => return None,
-        })
-    };
     let parsed = (|| {
         Some(WrkOutcome {
             requests: text
@@ -466,11 +458,24 @@ fn wrk(url: &str, method: &str, seconds: f64) -> anyhow::Result<WrkOutcome> {
                 .parse()
                 .ok()?,
             rate: field("Requests/sec:")?.parse().ok()?,
-            p50_ms: millis(field("50%")?)?,
-            p99_ms: millis(field("99%")?)?,
+            tail_ms: {
+                let micros: Vec<f64> = field("tail:")?
+                    .split_whitespace()
+                    .map(|v| v.parse().ok())
+                    .collect::<Option<_>>()?;
+                [0, 1, 2, 3, 4].map(|i| micros.get(i).copied().unwrap_or(f64::NAN) / 1e3)
+            },
         })
     })();
     parsed.ok_or_else(|| anyhow::anyhow!("could not read wrk's output:\n{text}"))
+}
+
+/// `p50 … p90 … p99 … p99.9 … max …`, in milliseconds.
+fn tail_text(ms: [f64; 5]) -> String {
+    format!(
+        "p50 {:>6.2}  p90 {:>6.2}  p99 {:>6.2}  p99.9 {:>6.2}  max {:>6.2} ms",
+        ms[0], ms[1], ms[2], ms[3], ms[4]
+    )
 }
 
 /// The contenders against the real `weft serve` process, loaded by `wrk`.
@@ -562,10 +567,9 @@ fn with_wrk(seconds: f64) -> anyhow::Result<()> {
                 )
             };
             println!(
-                "    {contender:<26} {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   {:>5.2}× the floor's rate{recorded}",
+                "    {contender:<26} {:>9.0} req/s   {}   {:>5.2}× the floor's rate{recorded}",
                 outcome.rate,
-                outcome.p50_ms,
-                outcome.p99_ms,
+                tail_text(outcome.tail_ms),
                 outcome.rate / floor,
             );
             let _ = std::io::stdout().flush();
