@@ -266,3 +266,31 @@ id = "answer"
 plugin = "hostile"
 inputs = { mode = "reply", reply = { status = 201, headers = { "content-type" = "text/html", "set-cookie" = "a=b", "access-control-allow-origin" = "*", "x-extra" = "kept" }, body = "<script>alert(document.cookie)</script>" } }
 "#;
+
+#[test]
+fn an_instance_removed_and_created_again_gets_new_addresses() {
+    let server = TestServer::start();
+    let env = env(&server, "");
+    let mut served = serve(&env, &[]);
+    let old = served.webhook("globex-sync", "paths");
+    let kept = served.webhook("acme-sync", "paths");
+    served.stop();
+
+    let file = env.path().join("weft.toml");
+    let with = std::fs::read_to_string(&file).unwrap();
+    let instance =
+        "[[instances]]\nid = \"globex-sync\"\ncustomer = \"globex\"\nintegration = \"avatars\"\n";
+    assert!(with.contains(instance));
+    std::fs::write(&file, with.replace(instance, "")).unwrap();
+    let removed = env.weft(&["apply", "weft.toml"]);
+    assert!(removed.success, "{}", removed.stderr);
+    std::fs::write(&file, &with).unwrap();
+
+    let served = serve(&env, &[]);
+    let new = served.webhook("globex-sync", "paths");
+    assert_ne!(new, old, "the instance created again has a new address");
+    assert_eq!(served.call("POST", &old, &[], b"").status, 404);
+    assert_eq!(served.call("POST", &new, &[], b"").status, 202);
+    // An instance that stayed keeps its address across the apply and the restart.
+    assert_eq!(served.webhook("acme-sync", "paths"), kept);
+}

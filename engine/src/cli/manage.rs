@@ -159,6 +159,7 @@ pub fn apply(store: Option<&Path>, workspace: &Path, upgrade: bool) -> anyhow::R
     let store = SledStore::open(&dir)?;
     let registry = store.registry()?;
     let changes = registry.apply(&ws, upgrade)?;
+    store.prune_webhook_tokens()?;
     if changes.is_empty() {
         println!(
             "The store at `{}` already matches `{}`; nothing changed.",

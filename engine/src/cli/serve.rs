@@ -98,6 +98,7 @@ pub fn main(args: Args, store: Option<&Path>) -> anyhow::Result<ExitCode> {
     for change in registry.apply(&ws, false)? {
         println!("  {change}");
     }
+    store.prune_webhook_tokens()?;
     let vault = super::credentials::open_vault_if_configured(&store, ws.name())?;
     let host = super::plugin_host(&store)?;
     let runner = Runner::new(host, store.clone())

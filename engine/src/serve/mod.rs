@@ -271,16 +271,15 @@ impl Server {
     /// Every instance flow with the secret address of its webhook, made where missing:
     /// `(instance, flow, path)`.
     pub fn webhooks(&self) -> anyhow::Result<Vec<(String, String, String)>> {
-        let mut all = Vec::new();
-        for instance in self.inner.registry.instances()? {
-            let id = &instance.spec.id;
-            let published = self.inner.registry.pinned(&instance)?;
-            for flow in published.iter().flat_map(|p| p.spec.flows.iter()) {
-                let path = self.webhook_path(id, &flow.name)?;
-                all.push((id.clone(), flow.name.clone(), path));
-            }
-        }
-        Ok(all)
+        self.inner
+            .registry
+            .instance_flows()?
+            .into_iter()
+            .map(|(instance, flow)| {
+                let path = self.webhook_path(&instance, &flow)?;
+                Ok((instance, flow, path))
+            })
+            .collect()
     }
 
     /// Runs started and not finished.

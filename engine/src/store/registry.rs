@@ -178,6 +178,20 @@ impl Registry {
         ))
     }
 
+    /// Every instance in the store with each flow of the version it is pinned to:
+    /// `(instance, flow)`.
+    pub fn instance_flows(&self) -> anyhow::Result<Vec<(String, String)>> {
+        let mut all = Vec::new();
+        for instance in self.instances()? {
+            if let Some(published) = self.pinned(&instance)? {
+                for flow in published.spec.flows {
+                    all.push((instance.spec.id.clone(), flow.name));
+                }
+            }
+        }
+        Ok(all)
+    }
+
     /// The names of every integration ever published.
     pub fn integration_names(&self) -> anyhow::Result<Vec<String>> {
         let mut names: Vec<String> = self

@@ -42,6 +42,15 @@ impl SledStore {
             tree: self.tree(Tree::Webhooks)?,
         })
     }
+
+    /// Drops the webhook tokens of instance flows the registry no longer has (an instance
+    /// removed by `weft apply`, a flow gone from the version an instance is pinned to), so that
+    /// an instance created again under the same id gets new addresses. Returns how many went.
+    pub fn prune_webhook_tokens(&self) -> anyhow::Result<usize> {
+        let live = self.registry()?.instance_flows()?;
+        self.webhook_tokens()?
+            .retain(|instance, flow| live.iter().any(|(i, f)| i == instance && f == flow))
+    }
 }
 
 fn flow_key(instance: &str, flow: &str) -> Vec<u8> {
@@ -108,6 +117,29 @@ impl WebhookTokens {
         Ok(token)
     }
 
+    /// Keeps the tokens of the instance flows `keep` says yes to, and drops the others;
+    /// returns how many were dropped.
+    pub fn retain(&self, keep: impl Fn(&str, &str) -> bool) -> anyhow::Result<usize> {
+        let mut dropped = 0;
+        for entry in self.tree.scan_prefix(b"flow/") {
+            let (key, token) = entry?;
+            let name = String::from_utf8_lossy(&key["flow/".len()..]).into_owned();
+            let (instance, flow) = name.split_once('\0').unwrap_or((&name, ""));
+            if !keep(instance, flow) {
+                self.tree.remove(&key)?;
+                self.tree
+                    .remove(hook_key(&String::from_utf8_lossy(&token)))?;
+                dropped += 1;
+            }
+        }
+        if dropped > 0 {
+            self.tree
+                .flush()
+                .context("failed to flush the webhook tokens")?;
+        }
+        Ok(dropped)
+    }
+
     /// The instance flow whose token is `token`, if any.
     pub fn find(&self, token: &str) -> anyhow::Result<Option<HookTarget>> {
         match self.tree.get(hook_key(token))? {
@@ -145,5 +177,11 @@ mod tests {
         assert_eq!(tokens.find(&first).unwrap(), None, "the old token is gone");
         assert_eq!(tokens.find(&second).unwrap().unwrap().flow, "sync");
         assert_eq!(tokens.find("guess").unwrap(), None);
+
+        // An instance that goes takes its addresses with it.
+        assert_eq!(tokens.retain(|instance, _| instance != "acme").unwrap(), 2);
+        assert_eq!(tokens.find(&second).unwrap(), None);
+        assert_eq!(tokens.token("acme", "nightly").unwrap(), None);
+        assert_ne!(tokens.ensure("acme", "sync").unwrap(), second);
     }
 }
