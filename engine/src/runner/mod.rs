@@ -83,7 +83,7 @@ pub struct RunRequest<'a> {
 
 /// Where a run starts from: the steps already recorded (a resumed run's), their results, and
 /// the config vars to use again (a replayed or resumed run's snapshot).
-struct Resumption<'a> {
+struct StartingPoint<'a> {
     prior: Vec<StepRecord>,
     results: HashMap<String, Val>,
     snapshot: Option<&'a ResolvedConfig>,
@@ -218,12 +218,12 @@ impl Runner {
         ws: &Workspace,
         prepared: PreparedRun,
     ) -> Result<RunWithSteps, RunError> {
-        let run = Resumption {
+        let from = StartingPoint {
             prior: Vec::new(),
             results: HashMap::new(),
             snapshot: None,
         };
-        self.execute(ws, prepared.record, run, prepared.answer.as_deref())
+        self.execute(ws, prepared.record, from, prepared.answer.as_deref())
             .await
     }
 
@@ -240,7 +240,7 @@ impl Runner {
             old.run.trigger.clone(),
             Some(old.run.id.clone()),
         );
-        let from = Resumption {
+        let from = StartingPoint {
             prior: Vec::new(),
             results: HashMap::new(),
             snapshot: Some(&old.run.config),
@@ -307,7 +307,7 @@ impl Runner {
         run.duration_us = None;
         run.resumed += 1;
         let snapshot = run.config.clone();
-        let from = Resumption {
+        let from = StartingPoint {
             prior,
             results,
             snapshot: Some(&snapshot),
@@ -395,10 +395,10 @@ impl Runner {
         &self,
         ws: &Workspace,
         mut run: RunRecord,
-        from: Resumption<'_>,
+        from: StartingPoint<'_>,
         answer: Option<&str>,
     ) -> Result<RunWithSteps, RunError> {
-        let Resumption {
+        let StartingPoint {
             prior,
             results,
             snapshot,
