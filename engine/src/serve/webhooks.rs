@@ -119,8 +119,9 @@ async fn receive(
         .into_response();
     };
     // The instance as the cached workspace has it (the cache is dropped on every write).
-    let Ok(ws) = server.workspace_for(&target.instance) else {
-        return nowhere();
+    let ws = match server.workspace_for(&target.instance) {
+        Ok(ws) => ws,
+        Err(e) => return refused(&target, e.message()),
     };
     let Some(instance) = ws.instance(&target.instance) else {
         return nowhere();
