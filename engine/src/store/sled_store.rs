@@ -78,37 +78,73 @@ fn floor_at(ms: u64) -> String {
 /// How long opening a locked store waits for the lock before giving up.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Gets the sled database in `db_dir` ready to open, holding its lock (the one sled takes,
+/// `db_dir/db`) while it does:
+///
+/// - sled releases the lock from a background thread after the last handle is dropped, so a
+///   store closed a moment ago, by this process or one that is exiting, can still be locked
+///   briefly: this waits up to [`LOCK_WAIT`] for it (past that, sled's own open says the store
+///   is in use);
+/// - sled 0.34 opens the newest `snap.*` file it finds, including a `snap.*.generating` one
+///   left by a process killed while writing it, and then refuses to open the store as
+///   corrupted. Such a file is never complete (sled renames it once written and synced), so
+///   it is removed; only under the lock, so a snapshot that a live process is writing is never
+///   touched.
+fn prepare_to_open(db_dir: &Path) -> anyhow::Result<()> {
+    let lock_path = db_dir.join("db");
+    let Ok(lock) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&lock_path)
+    else {
+        return Ok(()); // a new store: sled creates it
+    };
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    while lock.try_lock().is_err() {
+        if std::time::Instant::now() >= deadline {
+            return Ok(()); // in use: sled's open says so
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    for entry in std::fs::read_dir(db_dir)
+        .with_context(|| format!("failed to read the store directory `{}`", db_dir.display()))?
+    {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            std::fs::remove_file(&path).with_context(|| {
+                format!(
+                    "failed to remove the interrupted snapshot `{}`",
+                    path.display()
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
 impl SledStore {
     /// Opens the store in `dir`, creating it if needed.
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("failed to create store directory `{}`", dir.display()))?;
-        let config = sled::Config::new()
-            .path(dir.join("db"))
+        let db_dir = dir.join("db");
+        prepare_to_open(&db_dir)?;
+        let db = sled::Config::new()
+            .path(&db_dir)
             // sled keeps recently written records in memory up to this size; bounded so a
             // long-running engine's memory does not grow with its history.
-            .cache_capacity(32 << 20);
-        // sled releases its directory lock from a background thread after the last handle is
-        // dropped, so a store closed a moment ago (by this process, or by a process that is
-        // exiting) can still be locked briefly: wait a little for it before saying it is in use.
-        let deadline = std::time::Instant::now() + LOCK_WAIT;
-        let db = loop {
-            match config.open() {
-                Err(sled::Error::Io(e))
-                    if e.kind() == std::io::ErrorKind::WouldBlock
-                        && std::time::Instant::now() < deadline =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                opened => break opened,
-            }
-        }
-        .with_context(|| {
-            format!(
-                "failed to open the store in `{}` (is another `weft` process using it?)",
-                dir.display()
-            )
-        })?;
+            .cache_capacity(32 << 20)
+            .open()
+            .with_context(|| {
+                format!(
+                    "failed to open the store in `{}` (is another `weft` process using it?)",
+                    dir.display()
+                )
+            })?;
         let runs = Tree::Runs.open(&db)?;
         let steps = Tree::Steps.open(&db)?;
         let blobs = Tree::Blobs.open(&db)?;

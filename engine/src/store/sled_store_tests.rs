@@ -149,3 +149,32 @@ fn runs_indexed_one_key_each_by_earlier_versions_are_found() {
     assert_eq!(interrupted_ids(&store), BTreeSet::from([id.clone()]));
     assert!(store.running.get(id.as_bytes()).unwrap().is_none());
 }
+
+#[test]
+fn a_snapshot_cut_short_by_a_kill_does_not_keep_the_store_from_opening() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = new_id();
+    {
+        let store = SledStore::open(dir.path()).unwrap();
+        store.put_run(&run(&id, Status::Succeeded)).unwrap();
+        store.flush().unwrap();
+    }
+    // What a process killed while sled wrote a snapshot leaves behind: a partial file under
+    // the name sled gives a snapshot in progress, newer than any complete one.
+    std::fs::write(
+        dir.path()
+            .join("db")
+            .join("snap.FFFFFFFFFFFFFFFF.generating"),
+        b"cut short by SIGKILL",
+    )
+    .unwrap();
+    let store = SledStore::open(dir.path()).expect("the store opens");
+    let found = store.get_run(&id).unwrap().expect("the run is still there");
+    assert_eq!(found.run.status, Status::Succeeded);
+    assert!(
+        !dir.path()
+            .join("db")
+            .join("snap.FFFFFFFFFFFFFFFF.generating")
+            .exists()
+    );
+}
