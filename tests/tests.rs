@@ -3,6 +3,7 @@
 
 mod code;
 mod crash;
+mod flow_control;
 mod hostile;
 mod http;
 mod limits;

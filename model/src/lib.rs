@@ -3,7 +3,8 @@
 //! Layers, bottom to top; each module imports only the ones above it in this list:
 //! - **core**: [`value`] (values between steps), [`limits`] (limits and units), [`redact`];
 //! - **grants**: [`grants`] (HTTP and S3 grants, host patterns, the address policy);
-//! - **model**: [`credential`] and [`spec`] (what the files say), [`template`], [`manifest`]
+//! - **model**: [`credential`] and [`spec`] (what the files say), [`template`], [`condition`]
+//!   and [`control`] (flow control), [`manifest`]
 //!   and [`builtin`] (what plugins declare), [`config`] (config var resolution), [`workspace`]
 //!   (a validated workspace, built by the private `validate`), [`records`] (what a run
 //!   leaves behind), [`trigger`] (what a webhook request becomes) and [`reply`] (what a step
@@ -21,7 +22,9 @@ pub mod value;
 pub mod grants;
 
 pub mod builtin;
+pub mod condition;
 pub mod config;
+pub mod control;
 pub mod credential;
 pub mod manifest;
 pub mod records;

@@ -22,16 +22,19 @@ pub enum Status {
     /// Cut short by a crash or a kill; found when the store was next opened. It can be resumed
     /// from its last completed step or replayed.
     Interrupted,
+    /// A step whose `if` was false: it did not run and its result is `null`.
+    Skipped,
 }
 
 impl Status {
     /// Every status, as written in files and on the command line.
-    pub const ALL: [Status; 5] = [
+    pub const ALL: [Status; 6] = [
         Status::Running,
         Status::Succeeded,
         Status::Failed,
         Status::SucceededWithErrors,
         Status::Interrupted,
+        Status::Skipped,
     ];
 }
 
@@ -63,6 +66,7 @@ impl std::fmt::Display for Status {
             Status::Failed => "failed",
             Status::SucceededWithErrors => "succeeded_with_errors",
             Status::Interrupted => "interrupted",
+            Status::Skipped => "skipped",
         })
     }
 }
@@ -103,6 +107,9 @@ pub struct RunRecord {
     /// How many times the run was resumed after an interruption.
     #[serde(default)]
     pub resumed: u32,
+    /// The `stop` step that ended the run, when one did; its result is the run's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_by: Option<String>,
 }
 
 /// One attempt at a step.
@@ -116,11 +123,48 @@ pub struct Attempt {
     pub error: Option<String>,
 }
 
+/// Where a step inside flow control ran: the control step around it and, for a loop, the
+/// iteration, for a branch, the branch.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Frame {
+    /// The loop, branch or call step.
+    pub step: String,
+    /// The iteration of a loop, from 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iteration: Option<u64>,
+    /// The branch that ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+}
+
+/// The key of a step execution in its run: the frames around it and its id, like
+/// `contacts[17]/exists:update/save`. Two executions of a run never share one.
+pub fn step_path(scope: &[Frame], id: &str) -> String {
+    let mut out = String::new();
+    for frame in scope {
+        out.push_str(&frame.step);
+        if let Some(i) = frame.iteration {
+            out.push_str(&format!("[{i}]"));
+        }
+        if let Some(b) = &frame.branch {
+            out.push(':');
+            out.push_str(b);
+        }
+        out.push('/');
+    }
+    out.push_str(id);
+    out
+}
+
 /// One step of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
-    /// Position in the flow, from 0.
+    /// The record's number in the run, from 0, in the order records were written; in a flow
+    /// without flow control, the step's position.
     pub index: u32,
+    /// The flow control around the step (empty for a step of the flow itself).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scope: Vec<Frame>,
     /// The step's id.
     pub id: String,
     /// The plugin that ran it.
@@ -142,6 +186,17 @@ pub struct StepRecord {
     /// Every attempt, in order, when the step was retried (empty for a single attempt).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attempts: Vec<Attempt>,
+    /// What a flow-control step did: the branch taken (`{"branch": …}`), a loop's iteration
+    /// count and failed iterations (`{"iterations": …, "errors": […]}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<serde_json::Value>,
+}
+
+impl StepRecord {
+    /// The key of this execution in its run ([`step_path`]).
+    pub fn path(&self) -> String {
+        step_path(&self.scope, &self.id)
+    }
 }
 
 /// A run together with its steps.

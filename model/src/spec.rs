@@ -31,6 +31,9 @@ pub struct IntegrationFile {
     /// The flows; the first is the default for `weft run`.
     #[serde(default)]
     pub flows: Vec<FlowSpec>,
+    /// Flow-control limits for this integration's runs.
+    #[serde(default)]
+    pub limits: FlowLimitsSpec,
 }
 
 fn one() -> u32 {
@@ -163,8 +166,8 @@ pub struct WebhookSpec {
     pub response_step: Option<String>,
 }
 
-/// A step of a flow.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A step of a flow: a plugin step (`plugin`) or a flow-control step (`type`), never both.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StepSpec {
     /// The step's id, unique in the flow; later steps reach its result as `steps.<id>.results`.
@@ -173,8 +176,17 @@ pub struct StepSpec {
     #[serde(default)]
     pub name: Option<String>,
     /// The plugin that runs the step: a name from the workspace's `[plugins]` or a built-in one.
-    pub plugin: String,
-    /// The step's inputs; strings may hold `{{ … }}` references.
+    #[serde(default)]
+    pub plugin: Option<String>,
+    /// A flow-control step instead of a plugin: `branch`, `loop`, `stop` or `call`.
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    /// A condition (CEL); when it is false the step is skipped: recorded `skipped`, result
+    /// `null`.
+    #[serde(rename = "if", default)]
+    pub condition: Option<String>,
+    /// The step's inputs; strings may hold `{{ … }}` references. For a `call` step, what the
+    /// called flow sees as `trigger`.
     #[serde(default)]
     pub inputs: Map<String, Json>,
     /// The name of the credential the host applies to this step's requests; an instance may
@@ -193,6 +205,131 @@ pub struct StepSpec {
     /// What a failure of this step does to the run.
     #[serde(default)]
     pub on_error: OnError,
+    /// `branch`: the branches, tried in order; the first whose `when` is true runs.
+    #[serde(default)]
+    pub branches: Vec<BranchSpec>,
+    /// `loop`: iterate over this array (a `{{ … }}` reference).
+    #[serde(default)]
+    pub items: Option<Json>,
+    /// `loop`: iterate this many times.
+    #[serde(default)]
+    pub count: Option<u64>,
+    /// `loop`: iterate while this condition holds (checked before each iteration; needs
+    /// `max_iterations`).
+    #[serde(rename = "while", default)]
+    pub while_condition: Option<String>,
+    /// `loop`: the most iterations; more fails the run.
+    #[serde(default)]
+    pub max_iterations: Option<u64>,
+    /// `loop`: how many iterations run at once (default 1: one after another).
+    #[serde(default)]
+    pub concurrency: Option<u32>,
+    /// `loop`: what a failed iteration does.
+    #[serde(default)]
+    pub on_item_error: Option<OnItemError>,
+    /// `loop`: a condition checked after each iteration; true ends the loop.
+    #[serde(default)]
+    pub break_if: Option<String>,
+    /// `loop`: a name for the item that loops inside this one can use.
+    #[serde(rename = "as", default)]
+    pub alias: Option<String>,
+    /// `loop`: the steps of each iteration.
+    #[serde(default)]
+    pub steps: Vec<StepSpec>,
+    /// `stop`: how the run ends (default `succeeded`).
+    #[serde(default)]
+    pub status: Option<StopStatus>,
+    /// `stop`: the run's result (may hold `{{ … }}`); for a sync webhook, `{ status, headers,
+    /// body }` answers it.
+    #[serde(default)]
+    pub result: Option<Json>,
+    /// `stop` with `status = "failed"`: the run's error.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// `call`: the flow of the same integration to run.
+    #[serde(default)]
+    pub flow: Option<String>,
+}
+
+impl StepSpec {
+    /// This step and every step inside it (a loop's, a branch's), depth first.
+    pub fn walk(&self) -> Vec<&StepSpec> {
+        let mut out = vec![self];
+        for inner in self
+            .steps
+            .iter()
+            .chain(self.branches.iter().flat_map(|b| b.steps.iter()))
+        {
+            out.extend(inner.walk());
+        }
+        out
+    }
+}
+
+impl FlowSpec {
+    /// Every step of the flow, those inside loops and branches included, depth first.
+    pub fn all_steps(&self) -> Vec<&StepSpec> {
+        self.steps.iter().flat_map(StepSpec::walk).collect()
+    }
+}
+
+/// One branch of a `branch` step.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BranchSpec {
+    /// The branch's name: `steps.<branch step>.branch` after it ran.
+    pub name: String,
+    /// A condition (CEL); a branch without one is the else branch and must come last.
+    #[serde(default)]
+    pub when: Option<String>,
+    /// The branch's steps.
+    #[serde(default)]
+    pub steps: Vec<StepSpec>,
+}
+
+/// What a failed iteration of a loop does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnItemError {
+    /// The loop stops and fails (the default); iterations already running finish first.
+    #[default]
+    Fail,
+    /// The loop goes on; the failures are listed in `steps.<loop>.errors` and the run ends
+    /// `succeeded_with_errors`.
+    Continue,
+}
+
+/// How a `stop` step ends its run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StopStatus {
+    /// The run succeeded.
+    #[default]
+    Succeeded,
+    /// The run failed.
+    Failed,
+}
+
+/// Flow-control limits: `[limits]` in an integration file (capped by `[limits]` in the
+/// workspace file).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowLimitsSpec {
+    /// The most iterations of one loop (default 10,000).
+    #[serde(default)]
+    pub iterations: Option<u64>,
+    /// The most step executions in one run, every iteration's counted (default 100,000).
+    #[serde(default)]
+    pub step_executions: Option<u64>,
+    /// How deeply loops and branches may nest (default 8).
+    #[serde(default)]
+    pub depth: Option<u32>,
+    /// How deeply `call` steps may call flows (default 8).
+    #[serde(default)]
+    pub call_depth: Option<u32>,
+    /// The longest a run may take, like `"15m"` (default: no limit).
+    #[serde(default)]
+    pub run_time: Option<String>,
 }
 
 /// `retry = { attempts = 3, delay = "1s", backoff = 2.0, max_delay = "30s", jitter = true }`.
@@ -273,6 +410,9 @@ pub struct WorkspaceFile {
     /// How `weft serve` authenticates apps' customers and admins.
     #[serde(default)]
     pub auth: Option<AuthSpec>,
+    /// The most any integration may set its flow-control limits to.
+    #[serde(default)]
+    pub limits: FlowLimitsSpec,
 }
 
 /// The `[auth]` table: the workspace key and secret (or public key) embedding apps sign their

@@ -94,12 +94,18 @@ pub struct RenderError(pub String);
 impl Template {
     /// Compiles a JSON value from an integration file, looking for `{{ … }}` in every string.
     pub fn compile(value: &Json) -> Result<Template, TemplateError> {
+        Template::compile_with_roots(value, &ROOTS)
+    }
+
+    /// Compiles like [`Template::compile`], with references allowed to start with any of
+    /// `roots` (inside a loop: [`ROOTS`], `loop` and the names of the loops around it).
+    pub fn compile_with_roots(value: &Json, roots: &[&str]) -> Result<Template, TemplateError> {
         Ok(match value {
-            Json::String(s) => compile_string(s)?,
+            Json::String(s) => compile_string(s, roots)?,
             Json::Array(items) => {
                 let items = items
                     .iter()
-                    .map(Template::compile)
+                    .map(|item| Template::compile_with_roots(item, roots))
                     .collect::<Result<Vec<_>, _>>()?;
                 if items.iter().all(|t| matches!(t, Template::Literal(_))) {
                     Template::Literal(value.clone())
@@ -110,7 +116,7 @@ impl Template {
             Json::Object(map) => {
                 let fields = map
                     .iter()
-                    .map(|(k, v)| Ok((k.clone(), Template::compile(v)?)))
+                    .map(|(k, v)| Ok((k.clone(), Template::compile_with_roots(v, roots)?)))
                     .collect::<Result<Vec<_>, TemplateError>>()?;
                 if fields
                     .iter()
@@ -197,7 +203,7 @@ fn nested_json(val: Val) -> Result<Json, RenderError> {
     }
 }
 
-fn compile_string(s: &str) -> Result<Template, TemplateError> {
+fn compile_string(s: &str, roots: &[&str]) -> Result<Template, TemplateError> {
     let err = |message: String| TemplateError {
         message,
         source_text: s.to_string(),
@@ -213,7 +219,7 @@ fn compile_string(s: &str) -> Result<Template, TemplateError> {
             .find("}}")
             .ok_or_else(|| err("`{{` is never closed with `}}`".into()))?;
         let inner = after[..close].trim();
-        let path = parse_path(inner).map_err(err)?;
+        let path = parse_path_in(inner, roots).map_err(err)?;
         parts.push(Part::Ref(path));
         rest = &after[close + 2..];
     }
@@ -233,6 +239,11 @@ fn compile_string(s: &str) -> Result<Template, TemplateError> {
 
 /// Parses a reference like `steps.get_data.results.items[0]["odd key"]`.
 pub fn parse_path(text: &str) -> Result<Path, String> {
+    parse_path_in(text, &ROOTS)
+}
+
+/// Parses a reference that may start with any of `roots`.
+pub fn parse_path_in(text: &str, roots: &[&str]) -> Result<Path, String> {
     if text.is_empty() {
         return Err("empty reference `{{ }}`".into());
     }
@@ -251,10 +262,14 @@ pub fn parse_path(text: &str) -> Result<Path, String> {
     if root.is_empty() {
         return Err(format!("reference `{text}` must start with a name"));
     }
-    if !ROOTS.contains(&root.as_str()) {
+    if !roots.contains(&root.as_str()) {
         return Err(format!(
             "reference `{text}` starts with `{root}`; it must start with one of {}",
-            ROOTS.map(|r| format!("`{r}`")).join(", ")
+            roots
+                .iter()
+                .map(|r| format!("`{r}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     let mut segments = Vec::new();

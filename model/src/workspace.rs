@@ -9,7 +9,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::condition::Condition;
 use crate::config::{self, ConfigProblem, ResolvedConfig};
+use crate::control::{FlowLimits, StepKind};
 use crate::grants::http::HttpGrant;
 use crate::grants::s3::S3Grant;
 use crate::limits::StepLimits;
@@ -44,6 +46,8 @@ pub struct Integration {
     pub spec: IntegrationFile,
     /// The flows with their templates compiled and limits parsed.
     pub flows: Vec<Flow>,
+    /// The limits of its runs' flow control.
+    pub limits: FlowLimits,
 }
 
 /// A flow ready to run.
@@ -55,13 +59,39 @@ pub struct Flow {
     pub steps: Vec<Step>,
 }
 
+impl Flow {
+    /// Every step of the flow, those inside loops and branches included, depth first.
+    pub fn all_steps(&self) -> Vec<&Step> {
+        fn walk<'s>(step: &'s Step, out: &mut Vec<&'s Step>) {
+            out.push(step);
+            let inner: Box<dyn Iterator<Item = &Step>> = match &step.kind {
+                StepKind::Branch(branches) => Box::new(branches.iter().flat_map(|b| b.steps.iter())),
+                StepKind::Loop(l) => Box::new(l.steps.iter()),
+                _ => Box::new(std::iter::empty()),
+            };
+            for s in inner {
+                walk(s, out);
+            }
+        }
+        let mut out = Vec::new();
+        for step in &self.steps {
+            walk(step, &mut out);
+        }
+        out
+    }
+}
+
 /// A step ready to run.
 #[derive(Debug, Clone)]
 pub struct Step {
     /// The step's id.
     pub id: String,
-    /// The plugin's name.
+    /// The plugin's name; for a flow-control step, its type (`loop`, `branch`, …).
     pub plugin: String,
+    /// What kind of step it is.
+    pub kind: StepKind,
+    /// When false, the step is skipped.
+    pub condition: Option<Condition>,
     /// Compiled input templates, in file order.
     pub inputs: Vec<(String, Template)>,
     /// The limits for this step: the engine's defaults with the step's overrides applied.

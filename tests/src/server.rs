@@ -27,6 +27,8 @@ pub struct Seen {
 #[derive(Clone, Default)]
 struct Shared {
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// Requests to `/inflight` being answered now, and the most there were at once.
+    in_flight: Arc<Mutex<(usize, usize)>>,
 }
 
 /// The server: routes
@@ -41,12 +43,15 @@ struct Shared {
 /// - `/api/v2/pokemon/{name}`: a Pokemon whose avatar URL (`sprites.front_default`) 404s;
 /// - `/flaky/{key}?fails=N`: 503 for the first N requests to that path, then `{"attempt": n}`;
 /// - `/slow?ms=N`: `{"slept_ms": N}` after N milliseconds;
+/// - `/inflight?ms=N&n=K`: `{"n": K}` after N milliseconds, counting how many such requests
+///   were being answered at once ([`TestServer::most_in_flight`]);
 /// - `/plugins/{stem}.wasm`: the plugin built from package `stem`.
 #[derive(Debug)]
 pub struct TestServer {
     /// Where it listens.
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
+    in_flight: Arc<Mutex<(usize, usize)>>,
 }
 
 impl TestServer {
@@ -54,6 +59,7 @@ impl TestServer {
     pub fn start() -> Self {
         let shared = Shared::default();
         let seen = shared.seen.clone();
+        let in_flight = shared.in_flight.clone();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -73,7 +79,16 @@ impl TestServer {
             });
         });
         let addr = rx.recv().expect("the server starts");
-        Self { addr, seen }
+        Self {
+            addr,
+            seen,
+            in_flight,
+        }
+    }
+
+    /// The most `/inflight` requests that were being answered at once.
+    pub fn most_in_flight(&self) -> usize {
+        self.in_flight.lock().expect("lock").1
     }
 
     /// `http://127.0.0.1:PORT{path}`.
@@ -173,6 +188,18 @@ async fn handle(
                     .unwrap_or_else(|_| StatusCode::NOT_FOUND.into_response()),
                 None => StatusCode::NOT_FOUND.into_response(),
             }
+        }
+        "/inflight" => {
+            {
+                let mut counts = shared.in_flight.lock().expect("lock");
+                counts.0 += 1;
+                counts.1 = counts.1.max(counts.0);
+            }
+            let ms: u64 = query.get("ms").and_then(|s| s.parse().ok()).unwrap_or(5);
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            shared.in_flight.lock().expect("lock").0 -= 1;
+            let n: i64 = query.get("n").and_then(|s| s.parse().ok()).unwrap_or(-1);
+            axum::Json(serde_json::json!({ "n": n })).into_response()
         }
         "/slow" => {
             let ms: u64 = query.get("ms").and_then(|s| s.parse().ok()).unwrap_or(10);

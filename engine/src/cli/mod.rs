@@ -242,6 +242,9 @@ enum RunsCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Show iteration N of the run's loops in full (failed iterations are always shown).
+        #[arg(long, value_name = "N")]
+        iteration: Option<u64>,
     },
 }
 
@@ -254,7 +257,7 @@ pub fn main() -> anyhow::Result<ExitCode> {
                 .integrations
                 .values()
                 .flat_map(|i| &i.flows)
-                .map(|f| f.steps.len())
+                .map(|f| f.all_steps().len())
                 .sum();
             println!(
                 "{} is valid: {} integration(s), {} step(s), {} customer(s), {} instance(s)",
@@ -433,6 +436,7 @@ pub fn main() -> anyhow::Result<ExitCode> {
                 run_id,
                 workspace,
                 json,
+                iteration,
             } => {
                 let store = open_existing_store(cli.store.as_deref(), workspace.as_deref())?;
                 let Some(run) = store.get_run(&run_id)? else {
@@ -444,7 +448,7 @@ pub fn main() -> anyhow::Result<ExitCode> {
                 if json {
                     println!("{}", serde_json::to_string_pretty(&run)?);
                 } else {
-                    output::run_details(&run);
+                    output::run_details(&run, iteration);
                 }
                 Ok(ExitCode::SUCCESS)
             }

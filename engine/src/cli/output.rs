@@ -1,9 +1,11 @@
 //! How runs look on the terminal.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use weft::store::{RunRecord, RunWithSteps, Status};
+use weft::store::{RunRecord, RunWithSteps, Status, StepRecord};
+use weft_model::records::Frame;
 use weft_model::limits::Human;
 use weft_model::value::RecordedValue;
 use weft_model::workspace::Workspace;
@@ -134,7 +136,10 @@ pub fn runs_table(runs: &[RunRecord]) {
     }
 }
 
-pub fn run_details(run: &RunWithSteps) {
+/// Prints a run and its steps as a tree: the steps inside a branch or a called flow under
+/// it, a loop as one line with its counts and, under it, its failed iterations (and
+/// iteration `open`, when asked for).
+pub fn run_details(run: &RunWithSteps, open: Option<u64>) {
     let r = &run.run;
     println!("Run          {}", r.id);
     println!("Status       {}", r.status);
@@ -162,47 +167,166 @@ pub fn run_details(run: &RunWithSteps) {
             println!("  {name} = {} ({})", var.value, var.level);
         }
     }
+    if let Some(stop) = &r.stopped_by {
+        println!("Stopped by   step `{stop}`");
+    }
     if let Some(error) = &r.error {
         println!("Error        {error}");
     }
-    for step in &run.steps {
-        println!(
-            "\nStep {} `{}` (plugin {}): {} in {}",
-            step.index + 1,
-            step.id,
-            step.plugin,
-            step.status,
-            micros(step.duration_us)
-        );
-        if !step.inputs.is_empty() {
-            println!("  Inputs");
-            for (name, value) in &step.inputs {
-                println!("    {name} = {}", value.short(400));
-            }
+    let tree = Tree::new(&run.steps);
+    tree.print(&[], 0, open);
+}
+
+/// A run's step records by the scope they ran in.
+struct Tree<'r> {
+    by_scope: BTreeMap<Vec<String>, Vec<&'r StepRecord>>,
+}
+
+/// A scope as a sortable key: each frame as `step`, `step[iteration]` or `step:branch`
+/// (iterations zero-padded so that they sort in order).
+fn scope_key(scope: &[Frame]) -> Vec<String> {
+    scope
+        .iter()
+        .map(|f| match (&f.iteration, &f.branch) {
+            (Some(i), _) => format!("{}[{i:020}]", f.step),
+            (None, Some(b)) => format!("{}:{b}", f.step),
+            (None, None) => f.step.clone(),
+        })
+        .collect()
+}
+
+impl<'r> Tree<'r> {
+    fn new(steps: &'r [StepRecord]) -> Self {
+        let mut by_scope: BTreeMap<Vec<String>, Vec<&StepRecord>> = BTreeMap::new();
+        for step in steps {
+            by_scope.entry(scope_key(&step.scope)).or_default().push(step);
         }
-        if let Some(output) = &step.output {
-            println!("  Output     {}", output.short(1000));
+        for records in by_scope.values_mut() {
+            records.sort_by_key(|s| s.index);
         }
-        if !step.logs.is_empty() {
-            println!("  Logs");
-            for line in &step.logs {
-                println!("    [{:?}] {}", line.level, line.message);
-            }
-        }
-        if let Some(error) = &step.error {
-            println!("  Error      {error}");
-        }
-        if !step.attempts.is_empty() {
-            println!("  Attempts");
-            for (n, attempt) in step.attempts.iter().enumerate() {
+        Self { by_scope }
+    }
+
+    /// The scopes directly inside step `id` of scope `at`.
+    fn inner(&self, at: &[String], id: &str) -> Vec<(&Vec<String>, &Vec<&'r StepRecord>)> {
+        self.by_scope
+            .iter()
+            .filter(|(key, _)| {
+                key.len() == at.len() + 1
+                    && key[..at.len()] == *at
+                    && key[at.len()]
+                        .strip_prefix(id)
+                        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['[', ':']))
+            })
+            .collect()
+    }
+
+    fn print(&self, at: &[String], depth: usize, open: Option<u64>) {
+        let Some(records) = self.by_scope.get(at) else {
+            return;
+        };
+        let pad = "  ".repeat(depth);
+        for step in records {
+            print_step(step, &pad);
+            let inner = self.inner(at, &step.id);
+            if step.plugin == "loop" && step.scope.len() == depth {
+                let failed: Vec<u64> = step
+                    .detail
+                    .as_ref()
+                    .and_then(|d| d["errors"].as_array())
+                    .map(|errors| errors.iter().filter_map(|e| e["index"].as_u64()).collect())
+                    .unwrap_or_default();
+                let iterations = step
+                    .detail
+                    .as_ref()
+                    .and_then(|d| d["iterations"].as_u64())
+                    .unwrap_or(inner.len() as u64);
                 println!(
-                    "    {} at {} UTC, {}: {}",
-                    n + 1,
-                    utc(attempt.started_at_ms),
-                    micros(attempt.duration_us),
-                    attempt.error.as_deref().unwrap_or("succeeded")
+                    "{pad}  {iterations} iteration(s), {} failed{}",
+                    failed.len(),
+                    if failed.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " ({})",
+                            failed
+                                .iter()
+                                .map(u64::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    }
                 );
+                for (key, records) in inner {
+                    let Some(index) = records
+                        .first()
+                        .and_then(|r| r.scope.last())
+                        .and_then(|f| f.iteration)
+                    else {
+                        continue;
+                    };
+                    let failed_here = records.iter().any(|r| r.status == Status::Failed);
+                    if failed_here || open == Some(index) {
+                        println!("{pad}  Iteration {index}");
+                        self.print(key, depth + 2, open);
+                    }
+                }
+            } else {
+                for (key, _) in inner {
+                    self.print(key, depth + 1, open);
+                }
             }
+        }
+    }
+}
+
+fn print_step(step: &StepRecord, pad: &str) {
+    let branch = step
+        .detail
+        .as_ref()
+        .and_then(|d| d["branch"].as_str())
+        .map(|b| format!(", branch `{b}`"))
+        .unwrap_or_default();
+    let kind = if ["branch", "loop", "stop", "call"].contains(&step.plugin.as_str()) {
+        step.plugin.clone()
+    } else {
+        format!("plugin {}", step.plugin)
+    };
+    println!(
+        "\n{pad}Step {} `{}` ({kind}): {} in {}{branch}",
+        step.index + 1,
+        step.id,
+        step.status,
+        micros(step.duration_us)
+    );
+    if !step.inputs.is_empty() {
+        println!("{pad}  Inputs");
+        for (name, value) in &step.inputs {
+            println!("{pad}    {name} = {}", value.short(400));
+        }
+    }
+    if let Some(output) = &step.output {
+        println!("{pad}  Output     {}", output.short(1000));
+    }
+    if !step.logs.is_empty() {
+        println!("{pad}  Logs");
+        for line in &step.logs {
+            println!("{pad}    [{:?}] {}", line.level, line.message);
+        }
+    }
+    if let Some(error) = &step.error {
+        println!("{pad}  Error      {error}");
+    }
+    if !step.attempts.is_empty() {
+        println!("{pad}  Attempts");
+        for (n, attempt) in step.attempts.iter().enumerate() {
+            println!(
+                "{pad}    {} at {} UTC, {}: {}",
+                n + 1,
+                utc(attempt.started_at_ms),
+                micros(attempt.duration_us),
+                attempt.error.as_deref().unwrap_or("succeeded")
+            );
         }
     }
 }

@@ -1,14 +1,19 @@
 //! Running a flow: resolve config, load plugins, render each step's inputs, execute, record.
 //!
 //! The parts, in the order a run meets them: `preflight` (config, credentials, plugins),
-//! `steps` (the flow's steps in order), `attempt` (one step under its retry policy), with
-//! `context` (what references reach, redaction) and `recorder` (when records are written,
-//! flushed and acknowledged; runs in progress are tracked by `starts`).
+//! `flow` (the flow's steps, scope by scope: branches, stops and calls), `looping` (loops),
+//! `steps` (a plugin step), `attempt` (one plugin step under its retry policy), with `scope`
+//! (what references and conditions reach), `context` (what steps are given, redaction) and
+//! `recorder` (when records are written, flushed and acknowledged; runs in progress are
+//! tracked by `starts`).
 
 mod attempt;
 mod context;
+mod flow;
+mod looping;
 mod preflight;
 mod recorder;
+mod scope;
 mod starts;
 mod steps;
 
@@ -23,14 +28,16 @@ use crate::host::state::StateLocation;
 use crate::plugin::PluginHost;
 use crate::store::vault::Vault;
 use crate::store::{Durability, GroupFlush, RunRecord, RunStore, RunWithSteps, Status, StepRecord};
-use context::{Bindings, Context, redact_config};
+use context::{Bindings, redact_config};
+use flow::{Exec, Outcome};
 use recorder::Recorder;
+use scope::{Roots, Scope};
 use starts::StartRecords;
 use weft_model::config::ResolvedConfig;
 use weft_model::records::now_ms;
 use weft_model::redact::Redactor;
 use weft_model::spec::InstanceSpec;
-use weft_model::value::{RecordedValue, Val};
+
 use weft_model::workspace::{Flow, Workspace};
 
 /// Why a run could not start at all (nothing is recorded for these).
@@ -81,11 +88,10 @@ pub struct RunRequest<'a> {
     pub trigger: Json,
 }
 
-/// Where a run starts from: the steps already recorded (a resumed run's), their results, and
-/// the config vars to use again (a replayed or resumed run's snapshot).
+/// Where a run starts from: the steps already recorded (a resumed run's), and the config vars
+/// to use again (a replayed or resumed run's snapshot).
 struct StartingPoint<'a> {
     prior: Vec<StepRecord>,
-    results: HashMap<String, Val>,
     snapshot: Option<&'a ResolvedConfig>,
 }
 
@@ -220,7 +226,6 @@ impl Runner {
     ) -> Result<RunWithSteps, RunError> {
         let from = StartingPoint {
             prior: Vec::new(),
-            results: HashMap::new(),
             snapshot: None,
         };
         self.execute(ws, prepared.record, from, prepared.answer.as_deref())
@@ -242,7 +247,6 @@ impl Runner {
         );
         let from = StartingPoint {
             prior: Vec::new(),
-            results: HashMap::new(),
             snapshot: Some(&old.run.config),
         };
         self.execute(ws, run, from, None).await
@@ -260,46 +264,19 @@ impl Runner {
             )));
         }
         let (_, flow) = self.locate(ws, &old.run.instance, Some(&old.run.flow))?;
-        let mut prior = Vec::new();
-        let mut results = HashMap::new();
-        for (index, record) in old.steps.into_iter().enumerate() {
-            let planned = flow.steps.get(index).map(|s| s.id.as_str());
-            if record.index as usize != index || planned != Some(record.id.as_str()) {
-                return Err(RunError::NotResumable(format!(
-                    "run `{run_id}` does not match flow `{}` as it is now (step {} is `{}` in the record); replay it instead",
-                    flow.name,
-                    index + 1,
-                    record.id
-                )));
-            }
-            if record.status == Status::Succeeded {
-                let value = match &record.output {
-                    Some(RecordedValue::Json(v)) => Val::Json(v.clone()),
-                    Some(RecordedValue::Bytes(b)) => {
-                        let data = self
-                            .store
-                            .get_blob(&b.sha256)
-                            .map_err(RunError::Store)?
-                            .ok_or_else(|| {
-                                RunError::NotResumable(format!(
-                                    "the binary result of step `{}` is no longer stored; replay run `{run_id}` instead",
-                                    record.id
-                                ))
-                            })?;
-                        Val::Bytes {
-                            content_type: b.content_type.clone(),
-                            data,
-                        }
-                    }
-                    None => Val::Json(Json::Null),
-                };
-                results.insert(record.id.clone(), value);
-            } else if record.status != Status::Failed {
-                // A step record is written only when the step ended; anything else is damage.
-                break;
-            }
-            prior.push(record);
+        // The recorded steps are matched to the flow as it is now by their ids and places
+        // (loop iterations, branches): a step the flow no longer has means it changed.
+        let known: std::collections::HashSet<&str> =
+            flow.all_steps().iter().map(|s| s.id.as_str()).collect();
+        if let Some(stray) = old.steps.iter().find(|r| {
+            !known.contains(r.id.as_str()) && r.scope.is_empty()
+        }) {
+            return Err(RunError::NotResumable(format!(
+                "run `{run_id}` does not match flow `{}` as it is now (it recorded step `{}`, which the flow no longer has); replay it instead",
+                flow.name, stray.id
+            )));
         }
+        let prior = old.steps;
         let mut run = old.run;
         run.status = Status::Running;
         run.error = None;
@@ -309,7 +286,6 @@ impl Runner {
         let snapshot = run.config.clone();
         let from = StartingPoint {
             prior,
-            results,
             snapshot: Some(&snapshot),
         };
         self.execute(ws, run, from, None).await
@@ -386,6 +362,7 @@ impl Runner {
             trigger,
             replay_of,
             resumed: 0,
+            stopped_by: None,
         }
     }
 
@@ -398,11 +375,7 @@ impl Runner {
         from: StartingPoint<'_>,
         answer: Option<&str>,
     ) -> Result<RunWithSteps, RunError> {
-        let StartingPoint {
-            prior,
-            results,
-            snapshot,
-        } = from;
+        let StartingPoint { prior, snapshot } = from;
         let (instance, flow) = self.locate(ws, &run.instance, Some(&run.flow))?;
         let customer = ws.customer(&instance.customer);
         let started = Instant::now();
@@ -411,15 +384,16 @@ impl Runner {
             (self.durability != Durability::Background).then(|| self.flusher.enter());
 
         let config = Self::resolve_config(ws, instance, snapshot);
-        let bound = self.bind_credentials(ws, instance, flow);
+        let integration = &ws.integrations[&instance.integration];
+        let reachable = preflight::reachable_steps(integration, flow);
+        let bound = self.bind_credentials(ws, instance, &reachable);
         let mut secrets = config.as_ref().map(|c| c.secrets()).unwrap_or_default();
         if let Ok(bound) = &bound {
             secrets.extend(bound.values().flat_map(|c| c.secrets()));
         }
         let redactor = Redactor::new(secrets);
         // A resumed run's earlier steps are in the store already.
-        let mut recorder = Recorder::new(self, prior.len());
-        let mut steps = prior;
+        let recorder = Recorder::new(self, &prior);
         match (config, bound) {
             (Err(problems), _) => {
                 run.status = Status::Failed;
@@ -439,14 +413,12 @@ impl Runner {
             (Ok(config), Ok(credentials)) => {
                 run.config = redact_config(&config, &redactor);
                 recorder.begin(&run);
-                let context = Context {
+                let roots = Roots {
                     config: config.to_json(),
-                    trigger: run.trigger.clone(),
                     instance: json!({ "id": instance.id, "name": instance.name.as_deref().unwrap_or(&instance.id) }),
                     customer: customer
                         .map(|c| json!({ "id": c.id, "name": c.name, "fields": c.fields }))
                         .unwrap_or(Json::Null),
-                    results,
                 };
                 let vars: ConfigVars = config
                     .0
@@ -455,9 +427,9 @@ impl Runner {
                     .collect();
                 // Cloned values, not `json!`, which would copy them by serializing each one.
                 let template_context = Arc::new(Json::Object(serde_json::Map::from_iter([
-                    ("config".to_string(), context.config.clone()),
-                    ("customer".to_string(), context.customer.clone()),
-                    ("instance".to_string(), context.instance.clone()),
+                    ("config".to_string(), roots.config.clone()),
+                    ("customer".to_string(), roots.customer.clone()),
+                    ("instance".to_string(), roots.instance.clone()),
                 ])));
                 let bindings = Bindings {
                     vars,
@@ -470,23 +442,85 @@ impl Runner {
                         &flow.name,
                     ),
                 };
-                self.run_steps(
-                    ws,
-                    flow,
-                    context,
-                    bindings,
-                    &redactor,
-                    answer,
-                    &mut run,
-                    &mut steps,
-                    &mut recorder,
-                )
-                .await?;
+                match self.load_plugins(ws, &reachable) {
+                    Err(e) => {
+                        run.status = Status::Failed;
+                        run.error = Some(
+                            redactor.text(&format!("the run stopped before any step: {e:#}")),
+                        );
+                    }
+                    Ok(plugins) => {
+                        let memo: HashMap<String, StepRecord> =
+                            prior.iter().map(|r| (r.path(), r.clone())).collect();
+                        drop(prior);
+                        let exec = Exec {
+                            runner: self,
+                            ws,
+                            integration,
+                            run: &run,
+                            bindings: &bindings,
+                            redactor: &redactor,
+                            plugins: &plugins,
+                            answer,
+                            recorder: &recorder,
+                            memo: &memo,
+                            executions: Default::default(),
+                            continued: Default::default(),
+                            deadline: integration.limits.run_time.map(|t| started + t),
+                        };
+                        let scope = Scope::flow(&roots, run.trigger.clone(), HashMap::new());
+                        let (outcome, _) = exec.block(&flow.steps, scope, true).await?;
+                        let continued = exec
+                            .continued
+                            .load(std::sync::atomic::Ordering::Relaxed);
+                        drop(exec);
+                        end_run(&mut run, outcome, continued, &redactor);
+                    }
+                }
             }
         }
         let took = started.elapsed().as_micros() as u64;
         run.duration_us = Some(run.duration_us.unwrap_or(0) + took);
-        recorder.run_ended(&run, &steps).await?;
+        let steps = recorder.run_ended(&run).await?;
         Ok(RunWithSteps { run, steps })
+    }
+}
+
+/// Sets how `run` ended from how its flow's steps did.
+fn end_run(run: &mut RunRecord, outcome: Outcome, continued: bool, redactor: &Redactor) {
+    match outcome {
+        Outcome::Done(_, last) => {
+            run.status = if continued {
+                Status::SucceededWithErrors
+            } else {
+                Status::Succeeded
+            };
+            run.result = last.map(|v| context::redact_value(&v, redactor));
+        }
+        Outcome::Stopped(stopped) => {
+            run.stopped_by = Some(stopped.step.clone());
+            run.result = stopped
+                .result
+                .map(|v| context::redact_value(&v, redactor));
+            if stopped.failed {
+                run.status = Status::Failed;
+                run.error = Some(redactor.text(&format!(
+                    "stopped by step `{}`{}",
+                    stopped.step,
+                    stopped
+                        .message
+                        .map(|m| format!(": {m}"))
+                        .unwrap_or_default()
+                )));
+            } else if continued {
+                run.status = Status::SucceededWithErrors;
+            } else {
+                run.status = Status::Succeeded;
+            }
+        }
+        Outcome::Failed(message) => {
+            run.status = Status::Failed;
+            run.error = Some(redactor.text(&message));
+        }
     }
 }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use weft_model::config::{ConfigProblem, ResolvedConfig};
 use weft_model::spec::InstanceSpec;
-use weft_model::workspace::{Flow, Workspace};
+use weft_model::control::StepKind;
+use weft_model::workspace::{Flow, Integration, Step, Workspace};
 
 use super::Runner;
 use crate::plugin::Plugin;
@@ -43,11 +44,11 @@ impl Runner {
         &self,
         ws: &Workspace,
         instance: &InstanceSpec,
-        flow: &Flow,
+        steps: &[&Step],
     ) -> anyhow::Result<HashMap<String, Arc<Credential>>> {
         let mut by_name: HashMap<&str, Arc<Credential>> = HashMap::new();
         let mut by_step = HashMap::new();
-        for step in &flow.steps {
+        for step in steps {
             let Some(name) = instance
                 .credentials
                 .get(&step.id)
@@ -81,11 +82,11 @@ impl Runner {
     pub(super) fn load_plugins<'f>(
         &self,
         ws: &Workspace,
-        flow: &'f Flow,
+        steps: &[&'f Step],
     ) -> anyhow::Result<HashMap<&'f str, Arc<Plugin>>> {
         let mut plugins: HashMap<&str, Arc<Plugin>> = HashMap::new();
-        for step in &flow.steps {
-            if plugins.contains_key(step.plugin.as_str()) {
+        for step in steps {
+            if !matches!(step.kind, StepKind::Plugin) || plugins.contains_key(step.plugin.as_str()) {
                 continue;
             }
             let source = ws
@@ -97,4 +98,25 @@ impl Runner {
         }
         Ok(plugins)
     }
+}
+
+/// Every step a run of `flow` may execute: its own, those inside its loops and branches, and
+/// those of the flows its `call` steps call, each flow once.
+pub(super) fn reachable_steps<'i>(integration: &'i Integration, flow: &'i Flow) -> Vec<&'i Step> {
+    let mut flows = vec![flow];
+    let mut seen = vec![flow.name.as_str()];
+    let mut steps = Vec::new();
+    while let Some(flow) = flows.pop() {
+        for step in flow.all_steps() {
+            if let StepKind::Call { flow: called } = &step.kind
+                && !seen.contains(&called.as_str())
+                && let Some(found) = integration.flows.iter().find(|f| &f.name == called)
+            {
+                seen.push(called);
+                flows.push(found);
+            }
+            steps.push(step);
+        }
+    }
+    steps
 }

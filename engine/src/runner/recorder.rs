@@ -1,11 +1,18 @@
 //! When a run's records are written, made durable and acknowledged.
 //!
 //! A step's record is written when the step ends if it must be acknowledged before the run
-//! ends (`--durability step`, or a step observer), if it wrote state, or if the run's records
-//! are already being written as it goes; otherwise it is kept until the run ends. The run's
-//! start record is written before its first step record, or by [`super::starts`] once the run
-//! has gone on for a while. A run with nothing written when it ends is written once, whole,
-//! with its steps.
+//! ends (`--durability step`, or a step observer), if it wrote state, if it ran inside flow
+//! control (a loop's iterations are not all kept in memory), or if the run's records are
+//! already being written as it goes; otherwise it is kept until the run ends. The run's start
+//! record is written before its first step record, or by [`super::starts`] once the run has
+//! gone on for a while. A run with nothing written when it ends is written once, whole, with
+//! its steps.
+//!
+//! Steps of one run may end at once (the iterations of a loop with `concurrency`), so the
+//! recorder is shared: records are numbered and written under its lock, and flushes are
+//! awaited outside it.
+
+use std::sync::{Mutex, MutexGuard};
 
 use super::starts::Started;
 use super::{RunError, Runner};
@@ -15,39 +22,62 @@ use crate::store::{Durability, RunRecord, StateWrite, StepRecord};
 /// each step is flushed and acknowledged.
 pub(super) struct Recorder<'r> {
     runner: &'r Runner,
+    state: Mutex<State>,
+}
+
+struct State {
     /// The run's start record, once its steps are about to run.
     started: Option<Started>,
-    /// How many of the run's steps are in the store.
-    written_steps: usize,
+    /// The number the next record gets.
+    next_index: u32,
+    /// The records of the flow's own steps (not those inside flow control), in order.
+    top: Vec<StepRecord>,
+    /// How many of `top` are in the store.
+    written_top: usize,
+    /// Whether records are written as they end (anything of the run is in the store).
+    writing: bool,
     /// Whether the last step's record waits for the flush of the run's final record to be
     /// made durable and acknowledged.
     deferred_ack: bool,
 }
 
 impl<'r> Recorder<'r> {
-    /// A recorder for a run whose first `written_steps` steps are in the store already (those
-    /// of a resumed run).
-    pub(super) fn new(runner: &'r Runner, written_steps: usize) -> Self {
+    /// A recorder for a run whose `prior` records are in the store already (those of a resumed
+    /// run).
+    pub(super) fn new(runner: &'r Runner, prior: &[StepRecord]) -> Self {
+        let top: Vec<StepRecord> = prior
+            .iter()
+            .filter(|r| r.scope.is_empty())
+            .cloned()
+            .collect();
         Self {
             runner,
-            started: None,
-            written_steps,
-            deferred_ack: false,
+            state: Mutex::new(State {
+                started: None,
+                next_index: prior.iter().map(|r| r.index + 1).max().unwrap_or(0),
+                written_top: top.len(),
+                top,
+                writing: !prior.is_empty(),
+                deferred_ack: false,
+            }),
         }
     }
 
-    /// The run's steps are about to run: its start record is kept ready to be written.
-    pub(super) fn begin(&mut self, run: &RunRecord) {
-        self.started = Some(self.runner.starts.begin(run));
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records `record`, the step that just ended after `steps`, with the binary values it
-    /// produced and the state it wrote; `ends_run` when no step follows it.
+    /// The run's steps are about to run: its start record is kept ready to be written.
+    pub(super) fn begin(&self, run: &RunRecord) {
+        self.lock().started = Some(self.runner.starts.begin(run));
+    }
+
+    /// Records `record`, a step that just ended, with the binary values it produced and the
+    /// state it wrote; `ends_run` when it is the last of the run.
     pub(super) async fn step_ended(
-        &mut self,
+        &self,
         run: &RunRecord,
-        steps: &[StepRecord],
-        record: &StepRecord,
+        mut record: StepRecord,
         blobs: &[(String, Vec<u8>)],
         state_writes: &[StateWrite],
         ends_run: bool,
@@ -57,60 +87,72 @@ impl<'r> Recorder<'r> {
         // Acknowledged now rather than with the run's final record.
         let acknowledged =
             !ends_run && (runner.durability == Durability::Step || runner.observer.is_some());
-        let write_now = acknowledged
-            || !state_writes.is_empty()
-            || self.written_steps > 0
-            || self.started.as_ref().is_some_and(Started::written);
-        if write_now {
-            // The run's record goes first, then any steps kept until now, then this one.
-            if let Some(started) = &self.started {
-                started.write(&**store).map_err(RunError::Store)?;
+        let for_observer = {
+            let mut state = self.lock();
+            record.index = state.next_index;
+            state.next_index += 1;
+            let nested = !record.scope.is_empty();
+            let write_now = acknowledged
+                || nested
+                || !state_writes.is_empty()
+                || state.writing
+                || state.started.as_ref().is_some_and(Started::written);
+            if write_now {
+                // The run's record goes first, then any steps kept until now, then this one.
+                if let Some(started) = &state.started {
+                    started.write(&**store).map_err(RunError::Store)?;
+                }
+                for kept in &state.top[state.written_top..] {
+                    store.put_step(&run.id, kept).map_err(RunError::Store)?;
+                }
+                store
+                    .commit_step(&run.id, &record, blobs, state_writes)
+                    .map_err(RunError::Store)?;
+                state.writing = true;
+            } else {
+                // Kept until the run ends; its binary values can go now (they are keyed by
+                // their content, so an unreferenced one costs only space until pruned).
+                store.put_blobs(blobs).map_err(RunError::Store)?;
             }
-            for kept in &steps[self.written_steps..] {
-                store.put_step(&run.id, kept).map_err(RunError::Store)?;
+            if ends_run {
+                // The run's own record follows at once; one flush after it covers both, and
+                // the step is acknowledged then (see `run_ended`).
+                state.deferred_ack = true;
             }
-            store
-                .commit_step(&run.id, record, blobs, state_writes)
-                .map_err(RunError::Store)?;
-            self.written_steps = steps.len() + 1;
-        } else {
-            // Kept until the run ends; its binary values can go now (they are keyed by their
-            // content, so an unreferenced one costs only space until pruned).
-            store.put_blobs(blobs).map_err(RunError::Store)?;
+            let for_observer = (acknowledged && runner.observer.is_some()).then(|| record.clone());
+            if !nested {
+                state.top.push(record);
+                if write_now {
+                    state.written_top = state.top.len();
+                }
+            }
+            for_observer
+        };
+        if acknowledged && runner.durability == Durability::Step {
+            runner.flusher.flush().await.map_err(RunError::Store)?;
         }
-        if ends_run {
-            // The run's own record follows at once; one flush after it covers both, and the
-            // step is acknowledged then (see `run_ended`).
-            self.deferred_ack = true;
-        } else if acknowledged {
-            if runner.durability == Durability::Step {
-                runner.flusher.flush().await.map_err(RunError::Store)?;
-            }
-            if let Some(observer) = &runner.observer {
-                observer(run, record);
-            }
+        if let (Some(observer), Some(record)) = (&runner.observer, for_observer) {
+            observer(run, &record);
         }
         Ok(())
     }
 
-    /// Writes what is left of `run`, which ended, with its `steps`; flushes unless flushing is
-    /// left to the store, then acknowledges the last step if it waited for this flush.
-    pub(super) async fn run_ended(
-        mut self,
-        run: &RunRecord,
-        steps: &[StepRecord],
-    ) -> Result<(), RunError> {
+    /// Writes what is left of `run`, which ended; flushes unless flushing is left to the store,
+    /// then acknowledges the last step if it waited for this flush. Returns the records of the
+    /// flow's own steps.
+    pub(super) async fn run_ended(self, run: &RunRecord) -> Result<Vec<StepRecord>, RunError> {
         let runner = self.runner;
-        if let Some(started) = self.started.take() {
+        let mut state = self.state.into_inner().unwrap_or_else(|p| p.into_inner());
+        if let Some(started) = state.started.take() {
             started.end();
         }
-        if self.written_steps == 0 {
+        if !state.writing {
             runner
                 .store
-                .put_whole_run(run, steps)
+                .put_whole_run(run, &state.top)
                 .map_err(RunError::Store)?;
         } else {
-            for step in &steps[self.written_steps..] {
+            for step in &state.top[state.written_top..] {
                 runner
                     .store
                     .put_step(&run.id, step)
@@ -121,12 +163,12 @@ impl<'r> Recorder<'r> {
         if runner.durability != Durability::Background {
             runner.flusher.flush().await.map_err(RunError::Store)?;
         }
-        if self.deferred_ack
+        if state.deferred_ack
             && let Some(observer) = &runner.observer
-            && let Some(last) = steps.last()
+            && let Some(last) = state.top.last()
         {
             observer(run, last);
         }
-        Ok(())
+        Ok(state.top)
     }
 }

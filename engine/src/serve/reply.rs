@@ -32,7 +32,15 @@ pub(in crate::serve) fn webhook_reply(
     run: &RunWithSteps,
     flow: &FlowSpec,
 ) -> Response {
-    let mut response = if run.run.status == Status::Failed || run.run.status == Status::Interrupted
+    // A `stop` step with a result answers with it, whether it stopped the run succeeded or
+    // failed (a flow may refuse a request with its own status).
+    let stopped_with = run
+        .run
+        .stopped_by
+        .as_ref()
+        .and(run.run.result.as_ref());
+    let mut response = if stopped_with.is_none()
+        && (run.run.status == Status::Failed || run.run.status == Status::Interrupted)
     {
         // The caller is not an API user: the run's error (which may quote templates, config
         // or upstream answers) stays in the run's record.
@@ -44,7 +52,11 @@ pub(in crate::serve) fn webhook_reply(
         .into_response()
     } else {
         let step = answering_step(flow).and_then(|id| run.steps.iter().find(|s| s.id == id));
-        let mut response = match step.and_then(|s| s.output.as_ref()) {
+        let output = match stopped_with {
+            Some(result) => Some(result),
+            None => step.and_then(|s| s.output.as_ref()),
+        };
+        let mut response = match output {
             None => StatusCode::NO_CONTENT.into_response(),
             Some(RecordedValue::Json(value)) => json_reply(&run.run.id, value),
             Some(RecordedValue::Bytes(summary)) => {

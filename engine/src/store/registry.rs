@@ -24,7 +24,7 @@ use super::trees::Tree;
 
 use weft_model::credential::CredentialSpec;
 use weft_model::spec::{CustomerSpec, InstanceSpec, IntegrationFile, WorkspaceFile};
-use weft_model::spec::{PluginSpec, WorkspaceMeta};
+use weft_model::spec::{FlowLimitsSpec, PluginSpec, WorkspaceMeta};
 use weft_model::workspace::Workspace;
 
 /// The workspace-level part of the managed state.
@@ -41,6 +41,9 @@ pub struct StoredWorkspace {
     pub plugins: BTreeMap<String, PluginSpec>,
     /// Workspace-level credential definitions (secrets stay `env:`/`file:` references).
     pub credentials: BTreeMap<String, CredentialSpec>,
+    /// The caps on integrations' flow-control limits.
+    #[serde(default)]
+    pub limits: FlowLimitsSpec,
 }
 
 /// One published version of an integration.
@@ -239,6 +242,7 @@ impl Registry {
             config: ws.file.config.clone(),
             plugins: ws.file.plugins.clone(),
             credentials: ws.file.credentials.clone(),
+            limits: ws.file.limits.clone(),
         };
         match self.workspace()? {
             None => changes.push(format!("workspace `{}`: created", ws.name())),
@@ -395,6 +399,7 @@ impl Registry {
             instances: vec![instance.spec],
             credentials: stored.credentials,
             auth: None,
+            limits: stored.limits,
         };
         let mut spec = published.spec;
         spec.version = published.version;

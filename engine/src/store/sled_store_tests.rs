@@ -21,6 +21,7 @@ fn run(id: &str, status: Status) -> RunRecord {
         trigger: serde_json::Value::Null,
         replay_of: None,
         resumed: 0,
+        stopped_by: None,
     }
 }
 
@@ -86,6 +87,8 @@ fn a_run_written_whole_reads_like_a_run_written_as_it_went() {
     let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data));
     let step = StepRecord {
         index: 0,
+        scope: Vec::new(),
+        detail: None,
         id: "avatar".into(),
         plugin: "http-get".into(),
         status: Status::Succeeded,

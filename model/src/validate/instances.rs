@@ -60,7 +60,7 @@ pub(super) fn check_customers_and_instances(ws: &Workspace, report: &mut Report)
             if !integration
                 .flows
                 .iter()
-                .any(|f| f.steps.iter().any(|s| &s.id == step_id))
+                .any(|f| f.all_steps().iter().any(|s| &s.id == step_id))
             {
                 report.add(
                     path,

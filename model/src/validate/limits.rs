@@ -12,7 +12,7 @@ use super::Report;
 pub(super) fn check_retry(
     spec: &RetrySpec,
     path: &Path,
-    step_at: &[String; 2],
+    step_at: &[String],
     report: &mut Report,
 ) -> Option<RetryPolicy> {
     let mut ok = true;
@@ -20,11 +20,7 @@ pub(super) fn check_retry(
         ok = false;
         report.add(
             path,
-            &[
-                step_at[0].clone(),
-                step_at[1].clone(),
-                format!("field `retry.{field}`"),
-            ],
+            &[step_at, &[format!("field `retry.{field}`")]].concat(),
             message,
         );
     };
@@ -84,7 +80,7 @@ pub(super) fn check_limits(
     step: &StepSpec,
     cap: Option<StepLimits>,
     path: &Path,
-    step_at: &[String; 2],
+    step_at: &[String],
     report: &mut Report,
 ) -> StepLimits {
     let mut limits = cap.unwrap_or_default();
@@ -95,11 +91,7 @@ pub(super) fn check_limits(
             {
                 report.add(
                     path,
-                    &[
-                        step_at[0].clone(),
-                        step_at[1].clone(),
-                        format!("field `{name}`"),
-                    ],
+                    &[step_at, &[format!("field `{name}`")]].concat(),
                     message,
                 );
             }
@@ -128,15 +120,12 @@ pub(super) fn check_limits(
         Ok(())
     });
     if let Some(cap) = cap {
-        let at = [
-            step_at[0].clone(),
-            step_at[1].clone(),
-            "field `limits`".to_string(),
-        ];
+        let at = [step_at, &["field `limits`".to_string()]].concat();
+        let plugin = step.plugin.as_deref().unwrap_or_default();
         let over = |what: &str, asked: String, most: String| {
             format!(
                 "the step asks for {asked} of {what}, but the policy of plugin `{}` allows at most {most}; lower it, or raise `limits.{what}` in `[plugins.{}]`",
-                step.plugin, step.plugin
+                plugin, plugin
             )
         };
         if limits.time > cap.time {

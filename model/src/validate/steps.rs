@@ -1,17 +1,36 @@
-//! An integration's flows and steps: plugins, inputs checked against manifests, and every
-//! template reference resolved against the steps before it.
+//! An integration's flows and steps: plugins, inputs checked against manifests, flow control
+//! (branches, loops, stops, calls) with its conditions parsed, and every reference resolved
+//! against the steps visible where it is written.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use serde_json::Value as Json;
+
+use crate::condition::Condition;
+use crate::control::{Branch, FlowLimits, Loop, LoopOver, StepKind, Stop};
+use crate::limits::parse_duration;
 use crate::manifest::Manifest;
-use crate::spec::{IntegrationFile, StepSpec, WorkspaceFile};
-use crate::template::{Path as RefPath, Segment, Template};
+use crate::spec::{
+    FlowLimitsSpec, FlowSpec, IntegrationFile, OnItemError, StepSpec, StopStatus, WorkspaceFile,
+};
+use crate::template::{Path as RefPath, ROOTS, Segment, Template};
 use crate::workspace::{Flow, Integration, Step, plugin_source};
 
 use super::limits::{check_limits, check_retry, policy_limits};
 use super::{Report, did_you_mean, quoted};
+
+/// The most iterations of a loop that run at once.
+const MAX_CONCURRENCY: u32 = 64;
+/// What the values of the current loop are called in templates (`loop.item`) and conditions
+/// (`item`).
+const LOOP_FIELDS: [&str; 3] = ["item", "index", "previous"];
+/// Words CEL reserves, which cannot name a loop's item.
+const RESERVED: [&str; 17] = [
+    "as", "break", "const", "continue", "else", "for", "function", "if", "import", "let", "loop",
+    "package", "namespace", "return", "var", "void", "while",
+];
 
 pub(super) fn check_integration(
     spec: IntegrationFile,
@@ -39,6 +58,7 @@ pub(super) fn check_integration(
             );
         }
     }
+    let limits = check_flow_limits(&spec.limits, &ws.limits, &path, report);
     let mut flow_names = HashSet::new();
     let mut flows = Vec::new();
     for flow in &spec.flows {
@@ -57,191 +77,863 @@ pub(super) fn check_integration(
                 "the flow has no steps; add `[[flows.steps]]` tables",
             );
         }
-        // Position of every step id, to tell an unknown step from one that runs later.
-        let positions: HashMap<&str, usize> = flow
-            .steps
-            .iter()
-            .enumerate()
-            .rev()
-            .map(|(i, s)| (s.id.as_str(), i))
-            .collect();
-        let mut seen = HashSet::new();
-        let mut steps = Vec::new();
-        for (index, step) in flow.steps.iter().enumerate() {
-            let step_at = [flow_at.clone(), quoted("step", &step.id)];
-            if !seen.insert(step.id.as_str()) {
-                report.add(
-                    &path,
-                    &step_at,
-                    "duplicate step id; every step in a flow needs its own id because later steps refer to it",
-                );
-            }
-            if step.id.is_empty()
-                || !step
-                    .id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-            {
-                report.add(
-                    &path,
-                    &step_at,
-                    "a step id may use only letters, digits, `_` and `-`, so that `steps.<id>` references can name it",
-                );
-            }
-            if plugin_source(ws, dir, &step.plugin).is_none() {
-                report.add(
-                    &path,
-                    &[step_at[0].clone(), step_at[1].clone(), "field `plugin`".into()],
-                    format!(
-                        "unknown plugin `{}`; add it to `[plugins]` in the workspace file or use a built-in plugin ({})",
-                        step.plugin,
-                        crate::builtin::names().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
-                    ),
-                );
-            }
-            let inputs = check_inputs(step, index, &positions, &spec, &path, &step_at, report);
-            if let Some(manifest) = manifests.get(&step.plugin) {
-                for name in step.inputs.keys() {
-                    if !manifest.inputs.contains_key(name) {
-                        report.add(
-                            &path,
-                            &[
-                                step_at[0].clone(),
-                                step_at[1].clone(),
-                                format!("field `inputs.{name}`"),
-                            ],
-                            format!(
-                                "plugin `{}` takes no input `{name}`; its inputs are {}",
-                                step.plugin,
-                                manifest
-                                    .inputs
-                                    .keys()
-                                    .map(|k| format!("`{k}`"))
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ),
-                        );
-                    }
-                }
-                for (name, input) in &manifest.inputs {
-                    if input.required && !step.inputs.contains_key(name) {
-                        report.add(
-                            &path,
-                            &[
-                                step_at[0].clone(),
-                                step_at[1].clone(),
-                                "field `inputs`".into(),
-                            ],
-                            format!("plugin `{}` requires input `{name}`", step.plugin),
-                        );
-                    }
-                }
-            }
-            let limits = check_limits(
-                step,
-                policy_limits(ws, &step.plugin),
-                &path,
-                &step_at,
-                report,
-            );
-            let retry = step
-                .retry
-                .as_ref()
-                .and_then(|r| check_retry(r, &path, &step_at, report));
-            steps.push(Step {
-                id: step.id.clone(),
-                plugin: step.plugin.clone(),
-                inputs,
-                limits,
-                credential: step.credential.clone(),
-                retry,
-                on_error: step.on_error,
-            });
-        }
+        let mut checker = FlowChecker {
+            spec: &spec,
+            ws,
+            dir,
+            manifests,
+            path: &path,
+            limits: &limits,
+            places: places(flow, &path, &flow_at, report),
+            report,
+        };
+        let top = Scope {
+            at: vec![flow_at],
+            parent: None,
+            visible: Vec::new(),
+            aliases: Vec::new(),
+            in_loop: false,
+            depth: 0,
+        };
+        let steps = checker.block(&flow.steps, &top);
         flows.push(Flow {
             name: flow.name.clone(),
             steps,
         });
     }
-    Integration { path, spec, flows }
+    Integration {
+        path,
+        spec,
+        flows,
+        limits,
+    }
 }
 
-pub(super) fn check_inputs(
-    step: &StepSpec,
-    index: usize,
-    positions: &HashMap<&str, usize>,
-    spec: &IntegrationFile,
+/// Where a step id is in its flow: the control step around it (`None` at the top), for
+/// telling "runs later" from "inside another scope".
+struct Place {
+    parent: Option<String>,
+}
+
+/// Every step id of `flow` with its place; duplicate ids are reported.
+fn places(
+    flow: &FlowSpec,
     path: &Path,
-    step_at: &[String; 2],
+    flow_at: &str,
     report: &mut Report,
-) -> Vec<(String, Template)> {
-    let mut inputs = Vec::new();
-    for (name, value) in &step.inputs {
-        let at = [
-            step_at[0].clone(),
-            step_at[1].clone(),
-            format!("field `inputs.{name}`"),
+) -> HashMap<String, Place> {
+    fn visit(
+        steps: &[StepSpec],
+        parent: Option<&str>,
+        out: &mut HashMap<String, Place>,
+        duplicates: &mut Vec<String>,
+    ) {
+        for step in steps {
+            if out
+                .insert(
+                    step.id.clone(),
+                    Place {
+                        parent: parent.map(str::to_string),
+                    },
+                )
+                .is_some()
+            {
+                duplicates.push(step.id.clone());
+            }
+            visit(&step.steps, Some(&step.id), out, duplicates);
+            for branch in &step.branches {
+                visit(&branch.steps, Some(&step.id), out, duplicates);
+            }
+        }
+    }
+    let mut out = HashMap::new();
+    let mut duplicates = Vec::new();
+    visit(&flow.steps, None, &mut out, &mut duplicates);
+    for id in duplicates {
+        report.add(
+            path,
+            &[flow_at.to_string(), quoted("step", &id)],
+            "duplicate step id; every step in a flow, inside loops and branches too, needs its own id because other steps refer to it",
+        );
+    }
+    out
+}
+
+/// The kind a step spec declares, as far as it can be told (`plugin` for a plugin step).
+fn kind_of(step: &StepSpec) -> &'static str {
+    match step.kind.as_deref() {
+        None => "plugin",
+        Some("branch") => "branch",
+        Some("loop") => "loop",
+        Some("stop") => "stop",
+        Some("call") => "call",
+        Some(_) => "unknown",
+    }
+}
+
+/// What a step can see where it is written.
+#[derive(Clone)]
+struct Scope<'s> {
+    /// Where it is, for messages: flow, then each enclosing step (and branch).
+    at: Vec<String>,
+    /// The control step whose steps these are.
+    parent: Option<&'s str>,
+    /// Steps that ran before, here and in every enclosing scope, with their kinds.
+    visible: Vec<(&'s str, &'static str)>,
+    /// The `as` names of the enclosing loops.
+    aliases: Vec<&'s str>,
+    /// Whether the steps are inside a loop.
+    in_loop: bool,
+    /// How many loops and branches enclose the steps.
+    depth: u32,
+}
+
+impl Scope<'_> {
+    /// The roots templates may start with here.
+    fn template_roots(&self) -> Vec<&str> {
+        let mut roots: Vec<&str> = ROOTS.to_vec();
+        if self.in_loop {
+            roots.push("loop");
+        }
+        roots.extend(self.aliases.iter().copied());
+        roots
+    }
+
+    /// The names conditions may read here.
+    fn condition_roots(&self) -> Vec<&str> {
+        let mut roots: Vec<&str> = ROOTS.to_vec();
+        if self.in_loop {
+            roots.extend(LOOP_FIELDS);
+        }
+        roots.extend(self.aliases.iter().copied());
+        roots
+    }
+}
+
+struct FlowChecker<'c> {
+    spec: &'c IntegrationFile,
+    ws: &'c WorkspaceFile,
+    dir: &'c Path,
+    manifests: &'c BTreeMap<String, Arc<Manifest>>,
+    path: &'c Path,
+    limits: &'c FlowLimits,
+    places: HashMap<String, Place>,
+    report: &'c mut Report,
+}
+
+impl<'c> FlowChecker<'c> {
+    fn add(&mut self, at: &[String], message: impl Into<String>) {
+        self.report.add(self.path, at, message);
+    }
+
+    /// Checks the steps of one scope, each seeing those before it.
+    fn block<'s>(&mut self, steps: &'s [StepSpec], scope: &Scope<'s>) -> Vec<Step> {
+        let mut scope = scope.clone();
+        let mut out = Vec::new();
+        for step in steps {
+            if let Some(compiled) = self.step(step, &scope) {
+                out.push(compiled);
+            }
+            scope.visible.push((step.id.as_str(), kind_of(step)));
+        }
+        out
+    }
+
+    fn step<'s>(&mut self, step: &'s StepSpec, scope: &Scope<'s>) -> Option<Step> {
+        let mut at = scope.at.clone();
+        at.push(quoted("step", &step.id));
+        if step.id.is_empty()
+            || !step
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            self.add(
+                &at,
+                "a step id may use only letters, digits, `_` and `-`, so that `steps.<id>` references can name it",
+            );
+        }
+        let kind = match (&step.plugin, step.kind.as_deref()) {
+            (Some(_), Some(_)) => {
+                self.add(
+                    &at,
+                    "the step has both `plugin` and `type`; a step is either a plugin step or a flow-control step, so keep one",
+                );
+                return None;
+            }
+            (None, None) => {
+                self.add(
+                    &at,
+                    "the step has neither `plugin` nor `type`; add `plugin = \"<name>\"`, or `type = \"branch\"`, `\"loop\"`, `\"stop\"` or `\"call\"`",
+                );
+                return None;
+            }
+            (Some(_), None) => "plugin",
+            (None, Some(kind @ ("branch" | "loop" | "stop" | "call"))) => kind,
+            (None, Some(other)) => {
+                self.add(
+                    &[at.clone(), vec!["field `type`".into()]].concat(),
+                    format!(
+                        "unknown step type `{other}`; the types are `branch`, `loop`, `stop` and `call`{}",
+                        did_you_mean(other, ["branch", "loop", "stop", "call"].into_iter())
+                    ),
+                );
+                return None;
+            }
+        };
+        self.misplaced_fields(step, kind, &at);
+        let condition = step
+            .condition
+            .as_deref()
+            .and_then(|source| self.condition(source, "if", scope, &at));
+        let limits = check_limits(
+            step,
+            step.plugin
+                .as_deref()
+                .and_then(|plugin| policy_limits(self.ws, plugin)),
+            self.path,
+            &at,
+            self.report,
+        );
+        let retry = step
+            .retry
+            .as_ref()
+            .and_then(|r| check_retry(r, self.path, &at, self.report));
+        let mut inputs = Vec::new();
+        let kind = match kind {
+            "plugin" => {
+                let plugin = step.plugin.as_deref().unwrap_or_default();
+                self.plugin(step, plugin, &at);
+                inputs = self.inputs(step, scope, &at);
+                StepKind::Plugin
+            }
+            "branch" => StepKind::Branch(self.branches(step, scope, &at)),
+            "loop" => StepKind::Loop(Box::new(self.looping(step, scope, &at)?)),
+            "stop" => StepKind::Stop(self.stop(step, scope, &at)),
+            _ => {
+                inputs = self.inputs(step, scope, &at);
+                StepKind::Call {
+                    flow: self.call(step, &at),
+                }
+            }
+        };
+        Some(Step {
+            id: step.id.clone(),
+            plugin: step
+                .plugin
+                .clone()
+                .unwrap_or_else(|| kind.name().to_string()),
+            kind,
+            condition,
+            inputs,
+            limits,
+            credential: step.credential.clone(),
+            retry,
+            on_error: step.on_error,
+        })
+    }
+
+    /// Reports fields that belong to another kind of step.
+    fn misplaced_fields(&mut self, step: &StepSpec, kind: &str, at: &[String]) {
+        let fields: [(&str, bool, &[&str]); 15] = [
+            ("inputs", !step.inputs.is_empty(), &["plugin", "call"]),
+            ("credential", step.credential.is_some(), &["plugin"]),
+            ("retry", step.retry.is_some(), &["plugin"]),
+            ("branches", !step.branches.is_empty(), &["branch"]),
+            ("items", step.items.is_some(), &["loop"]),
+            ("count", step.count.is_some(), &["loop"]),
+            ("while", step.while_condition.is_some(), &["loop"]),
+            ("max_iterations", step.max_iterations.is_some(), &["loop"]),
+            ("concurrency", step.concurrency.is_some(), &["loop"]),
+            ("on_item_error", step.on_item_error.is_some(), &["loop"]),
+            ("break_if", step.break_if.is_some(), &["loop"]),
+            ("as", step.alias.is_some(), &["loop"]),
+            ("steps", !step.steps.is_empty(), &["loop"]),
+            (
+                "result",
+                step.result.is_some() || step.status.is_some() || step.message.is_some(),
+                &["stop"],
+            ),
+            ("flow", step.flow.is_some(), &["call"]),
         ];
-        let template = match Template::compile(value) {
+        for (field, set, kinds) in fields {
+            if set && !kinds.contains(&kind) {
+                let field = if field == "result" {
+                    "status`, `result` or `message".to_string()
+                } else {
+                    field.to_string()
+                };
+                let owners = kinds
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(" and ");
+                let why = if kinds == ["plugin"] {
+                    " (put it on the plugin steps inside)".to_string()
+                } else {
+                    String::new()
+                };
+                self.add(
+                    at,
+                    format!(
+                        "a {kind} step has no `{field}`; it belongs to {owners} steps{why}"
+                    ),
+                );
+            }
+        }
+    }
+
+    fn plugin(&mut self, step: &StepSpec, plugin: &str, at: &[String]) {
+        if plugin_source(self.ws, self.dir, plugin).is_none() {
+            self.add(
+                &[at, &["field `plugin`".to_string()]].concat(),
+                format!(
+                    "unknown plugin `{plugin}`; add it to `[plugins]` in the workspace file or use a built-in plugin ({})",
+                    crate::builtin::names()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+        }
+        let Some(manifest) = self.manifests.get(plugin).cloned() else {
+            return;
+        };
+        for name in step.inputs.keys() {
+            if !manifest.inputs.contains_key(name) {
+                self.add(
+                    &[at, &[format!("field `inputs.{name}`")]].concat(),
+                    format!(
+                        "plugin `{plugin}` takes no input `{name}`; its inputs are {}",
+                        manifest
+                            .inputs
+                            .keys()
+                            .map(|k| format!("`{k}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+            }
+        }
+        for (name, input) in &manifest.inputs {
+            if input.required && !step.inputs.contains_key(name) {
+                self.add(
+                    &[at, &["field `inputs`".to_string()]].concat(),
+                    format!("plugin `{plugin}` requires input `{name}`"),
+                );
+            }
+        }
+    }
+
+    fn inputs(&mut self, step: &StepSpec, scope: &Scope, at: &[String]) -> Vec<(String, Template)> {
+        let mut inputs = Vec::new();
+        for (name, value) in &step.inputs {
+            let field_at = [at, &[format!("field `inputs.{name}`")]].concat();
+            if let Some(template) = self.template(value, &step.id, scope, &field_at) {
+                inputs.push((name.clone(), template));
+            }
+        }
+        inputs
+    }
+
+    /// Compiles a template and checks every reference in it.
+    fn template(
+        &mut self,
+        value: &Json,
+        step_id: &str,
+        scope: &Scope,
+        at: &[String],
+    ) -> Option<Template> {
+        let template = match Template::compile_with_roots(value, &scope.template_roots()) {
             Ok(t) => t,
             Err(e) => {
-                report.add(path, &at, format!("malformed template: {e}"));
-                continue;
+                self.add(at, format!("malformed template: {e}"));
+                return None;
             }
         };
         for reference in template.paths() {
-            if let Err(message) = check_reference(reference, index, positions, spec) {
-                report.add(path, &at, message);
+            if let Err(message) = self.reference(reference, step_id, scope) {
+                self.add(at, message);
             }
         }
-        inputs.push((name.clone(), template));
+        Some(template)
     }
-    inputs
+
+    /// Whether `reference`, written in step `step_id`, can be resolved there.
+    fn reference(&self, reference: &RefPath, step_id: &str, scope: &Scope) -> Result<(), String> {
+        let first = reference.segments.first();
+        match reference.root.as_str() {
+            "config" => match first {
+                Some(Segment::Key(var)) if self.spec.config_vars.contains_key(var) => Ok(()),
+                Some(Segment::Key(var)) => Err(format!(
+                    "`{reference}` names config var `{var}`, which the integration does not declare; declare it under `[config_vars]`{}",
+                    did_you_mean(var, self.spec.config_vars.keys().map(String::as_str))
+                )),
+                _ => Err(format!(
+                    "`{reference}` must name a config var, like `config.customerName`"
+                )),
+            },
+            "steps" => {
+                let Some(Segment::Key(id)) = first else {
+                    return Err(format!(
+                        "`{reference}` must name a step, like `steps.<id>.results`"
+                    ));
+                };
+                let field = match reference.segments.get(1) {
+                    Some(Segment::Key(k)) => Some(k.as_str()),
+                    _ => None,
+                };
+                self.step_reference(&reference.to_string(), id, field, step_id, scope)
+            }
+            "loop" => match first {
+                Some(Segment::Key(k)) if LOOP_FIELDS.contains(&k.as_str()) => Ok(()),
+                _ => Err(format!(
+                    "`{reference}`: a loop's values are `loop.item`, `loop.index` and `loop.previous` (the previous iteration's result)"
+                )),
+            },
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether `steps.<id>.<field>` (written as `text` in step `from`) can be read there.
+    fn step_reference(
+        &self,
+        text: &str,
+        id: &str,
+        field: Option<&str>,
+        from: &str,
+        scope: &Scope,
+    ) -> Result<(), String> {
+        let Some(&(_, kind)) = scope.visible.iter().rev().find(|(v, _)| *v == id) else {
+            return Err(match self.places.get(id) {
+                None => format!(
+                    "`{text}` refers to step `{id}`, which is not in this flow{}",
+                    did_you_mean(id, self.places.keys().map(String::as_str))
+                ),
+                Some(_) if id == from => format!(
+                    "`{text}` refers to the step itself; a step can only use the results of steps before it"
+                ),
+                Some(place) if place.parent.as_deref() == scope.parent => format!(
+                    "`{text}` refers to step `{id}`, which runs later; a step can only use the results of steps before it"
+                ),
+                Some(place) => match &place.parent {
+                    Some(parent) => format!(
+                        "`{text}` refers to step `{id}`, which is inside step `{parent}`; steps outside it can only use what it gives, `steps.{parent}.results`"
+                    ),
+                    None => format!(
+                        "`{text}` refers to step `{id}`, which runs later; a step can only use the results of steps before it"
+                    ),
+                },
+            });
+        };
+        let fields: &[&str] = match kind {
+            "branch" => &["results", "branch"],
+            "loop" => &["results", "errors"],
+            _ => &["results"],
+        };
+        match field {
+            Some(f) if fields.contains(&f) => Ok(()),
+            _ => Err(format!(
+                "`{text}` must continue with {}, like `steps.{id}.results.field`",
+                fields
+                    .iter()
+                    .map(|f| format!("`.{f}`"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            )),
+        }
+    }
+
+    /// Parses a condition written in `field` and checks what it reads.
+    fn condition(
+        &mut self,
+        source: &str,
+        field: &str,
+        scope: &Scope,
+        at: &[String],
+    ) -> Option<Condition> {
+        let at = [at, &[format!("field `{field}`")]].concat();
+        let step_id = at
+            .iter()
+            .rev()
+            .find_map(|a| a.strip_prefix("step `"))
+            .map(|s| s.trim_end_matches('`').to_string())
+            .unwrap_or_default();
+        let condition = match Condition::compile(source) {
+            Ok(c) => c,
+            Err(e) => {
+                let hint = if e.message.contains("reserved identifier: loop") {
+                    "; `loop` is a reserved word in CEL: conditions read the loop's values as `item`, `index` and `previous`"
+                } else {
+                    ""
+                };
+                self.add(&at, format!("the expression `{source}` does not parse: {e}{hint}"));
+                return None;
+            }
+        };
+        let allowed = scope.condition_roots();
+        for root in condition.roots() {
+            if !allowed.contains(&root.as_str()) {
+                self.add(
+                    &at,
+                    format!(
+                        "`{source}` reads `{root}`, which conditions cannot see here; they read {}",
+                        allowed
+                            .iter()
+                            .map(|r| format!("`{r}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+            }
+        }
+        for reference in condition.step_references() {
+            let text = match &reference.field {
+                Some(f) => format!("steps.{}.{f}", reference.step),
+                None => format!("steps.{}", reference.step),
+            };
+            if let Err(message) = self.step_reference(
+                &text,
+                &reference.step,
+                reference.field.as_deref(),
+                &step_id,
+                scope,
+            ) {
+                self.add(
+                    &at,
+                    format!(
+                        "{message} (in `{source}`, line {}, column {})",
+                        reference.line, reference.column
+                    ),
+                );
+            }
+        }
+        Some(condition)
+    }
+
+    /// The scope of the steps inside control step `step`.
+    fn inner<'s>(&mut self, step: &'s StepSpec, scope: &Scope<'s>, at: &[String]) -> Scope<'s> {
+        let depth = scope.depth + 1;
+        if depth > self.limits.depth {
+            self.add(
+                at,
+                format!(
+                    "loops and branches nest {depth} deep here; the most is {} ({}); flatten the flow or move part of it into a flow of its own and `call` it",
+                    self.limits.depth,
+                    self.limits.source("depth")
+                ),
+            );
+        }
+        Scope {
+            at: at.to_vec(),
+            parent: Some(&step.id),
+            visible: scope.visible.clone(),
+            aliases: scope.aliases.clone(),
+            in_loop: scope.in_loop,
+            depth,
+        }
+    }
+
+    fn branches<'s>(
+        &mut self,
+        step: &'s StepSpec,
+        scope: &Scope<'s>,
+        at: &[String],
+    ) -> Vec<Branch> {
+        if step.branches.is_empty() {
+            self.add(
+                at,
+                "a branch step needs `branches`: `[[flows.steps.branches]]` tables with `name`, `when` and `steps`",
+            );
+        }
+        let mut names = HashSet::new();
+        let mut out = Vec::new();
+        for (n, branch) in step.branches.iter().enumerate() {
+            let branch_at = [at, &[quoted("branch", &branch.name)]].concat();
+            if !names.insert(branch.name.as_str()) {
+                self.add(&branch_at, "another branch has the same name; rename one of them");
+            }
+            if branch.name.is_empty() {
+                self.add(&branch_at, "a branch needs a `name`");
+            }
+            if branch.when.is_none() && n + 1 != step.branches.len() {
+                self.add(
+                    &branch_at,
+                    "a branch without `when` is the else branch and must come last (the branches after it could never run)",
+                );
+            }
+            let when = branch
+                .when
+                .as_deref()
+                .and_then(|source| self.condition(source, "when", scope, &branch_at));
+            let inner = self.inner(step, scope, &branch_at);
+            let steps = self.block(&branch.steps, &inner);
+            out.push(Branch {
+                name: branch.name.clone(),
+                when,
+                steps,
+            });
+        }
+        out
+    }
+
+    fn looping<'s>(
+        &mut self,
+        step: &'s StepSpec,
+        scope: &Scope<'s>,
+        at: &[String],
+    ) -> Option<Loop> {
+        let field = |name: &str| [at, &[format!("field `{name}`")]].concat();
+        let limit = self.limits.iterations;
+        let over = match (&step.items, step.count, &step.while_condition) {
+            (Some(items), None, None) => self
+                .template(items, &step.id, scope, &field("items"))
+                .map(LoopOver::Items),
+            (None, Some(count), None) => {
+                if count > limit {
+                    self.add(
+                        &field("count"),
+                        format!(
+                            "{count} iterations is more than the most a loop may run, {limit} ({})",
+                            self.limits.source("iterations")
+                        ),
+                    );
+                }
+                Some(LoopOver::Count(count))
+            }
+            (None, None, Some(source)) => {
+                if step.max_iterations.is_none() {
+                    self.add(
+                        &field("while"),
+                        "a `while` loop needs `max_iterations`, so that a condition that never turns false cannot run forever",
+                    );
+                }
+                let mut inside = scope.clone();
+                inside.in_loop = true;
+                self.condition(source, "while", &inside, at)
+                    .map(LoopOver::While)
+            }
+            _ => {
+                self.add(
+                    at,
+                    "a loop needs exactly one of `items` (an array), `count` (a number of times) and `while` (a condition)",
+                );
+                None
+            }
+        };
+        let max_iterations = step.max_iterations.unwrap_or(limit);
+        if max_iterations == 0 || max_iterations > limit {
+            self.add(
+                &field("max_iterations"),
+                format!(
+                    "`{max_iterations}`: write 1 to {limit} ({})",
+                    self.limits.source("iterations")
+                ),
+            );
+        }
+        let concurrency = step.concurrency.unwrap_or(1);
+        if concurrency == 0 || concurrency > MAX_CONCURRENCY {
+            self.add(
+                &field("concurrency"),
+                format!("`{concurrency}`: write 1 to {MAX_CONCURRENCY}"),
+            );
+        }
+        if concurrency > 1 && step.while_condition.is_some() {
+            self.add(
+                &field("concurrency"),
+                "a `while` loop runs one iteration at a time: each decides whether there is a next",
+            );
+        }
+        if concurrency > 1 && step.break_if.is_some() {
+            self.add(
+                &field("break_if"),
+                "`break_if` needs `concurrency = 1`: with iterations running at once, those after the break would already have started",
+            );
+        }
+        let mut inner = self.inner(step, scope, at);
+        inner.in_loop = true;
+        if let Some(alias) = step.alias.as_deref() {
+            let valid = alias
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && alias.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid
+                || ROOTS.contains(&alias)
+                || LOOP_FIELDS.contains(&alias)
+                || RESERVED.contains(&alias)
+                || scope.aliases.contains(&alias)
+            {
+                self.add(
+                    &field("as"),
+                    format!(
+                        "`{alias}` cannot name the loop's item: use letters, digits and `_`, and a name that is not taken ({}, `loop`, `item`, `index`, `previous`, CEL's reserved words, or an enclosing loop's `as`)",
+                        ROOTS.map(|r| format!("`{r}`")).join(", ")
+                    ),
+                );
+            } else {
+                inner.aliases.push(alias);
+            }
+        }
+        let break_if = step
+            .break_if
+            .as_deref()
+            .and_then(|source| self.condition(source, "break_if", &inner, at));
+        if step.steps.is_empty() {
+            self.add(at, "the loop has no steps; add `[[flows.steps.steps]]` tables");
+        }
+        let steps = self.block(&step.steps, &inner);
+        Some(Loop {
+            over: over?,
+            max_iterations,
+            concurrency,
+            on_item_error: step.on_item_error.unwrap_or(OnItemError::Fail),
+            break_if,
+            alias: step.alias.clone(),
+            steps,
+        })
+    }
+
+    fn stop(&mut self, step: &StepSpec, scope: &Scope, at: &[String]) -> Stop {
+        let result = step.result.as_ref().and_then(|value| {
+            self.template(value, &step.id, scope, &[at, &["field `result`".to_string()]].concat())
+        });
+        let failed = step.status == Some(StopStatus::Failed);
+        if step.message.is_some() && !failed {
+            self.add(
+                at,
+                "`message` is the error of a run that a stop step fails; add `status = \"failed\"` or remove it",
+            );
+        }
+        let message = step.message.as_ref().and_then(|text| {
+            self.template(
+                &Json::String(text.clone()),
+                &step.id,
+                scope,
+                &[at, &["field `message`".to_string()]].concat(),
+            )
+        });
+        Stop {
+            failed,
+            result,
+            message,
+        }
+    }
+
+    fn call(&mut self, step: &StepSpec, at: &[String]) -> String {
+        let Some(flow) = step.flow.as_deref() else {
+            self.add(at, "a call step needs `flow`, the name of a flow of this integration");
+            return String::new();
+        };
+        if !self.spec.flows.iter().any(|f| f.name == flow) {
+            self.add(
+                &[at, &["field `flow`".to_string()]].concat(),
+                format!(
+                    "the integration has no flow `{flow}`{}",
+                    did_you_mean(flow, self.spec.flows.iter().map(|f| f.name.as_str()))
+                ),
+            );
+        }
+        flow.to_string()
+    }
 }
 
-pub(super) fn check_reference(
-    reference: &RefPath,
-    index: usize,
-    positions: &HashMap<&str, usize>,
-    spec: &IntegrationFile,
-) -> Result<(), String> {
-    let first = reference.segments.first();
-    match reference.root.as_str() {
-        "config" => match first {
-            Some(Segment::Key(var)) if spec.config_vars.contains_key(var) => Ok(()),
-            Some(Segment::Key(var)) => Err(format!(
-                "`{reference}` names config var `{var}`, which the integration does not declare; declare it under `[config_vars]`{}",
-                did_you_mean(var, spec.config_vars.keys().map(String::as_str))
-            )),
-            _ => Err(format!(
-                "`{reference}` must name a config var, like `config.customerName`"
-            )),
-        },
-        "steps" => {
-            let Some(Segment::Key(id)) = first else {
-                return Err(format!(
-                    "`{reference}` must name a step, like `steps.<id>.results`"
-                ));
-            };
-            match positions.get(id.as_str()) {
-                None => Err(format!(
-                    "`{reference}` refers to step `{id}`, which is not in this flow{}",
-                    did_you_mean(id, positions.keys().copied())
-                )),
-                Some(&at) if at == index => Err(format!(
-                    "`{reference}` refers to the step itself; a step can only use the results of steps before it"
-                )),
-                Some(&at) if at > index => Err(format!(
-                    "`{reference}` refers to step `{id}`, which runs later; a step can only use the results of steps before it"
-                )),
-                Some(_) => match reference.segments.get(1) {
-                    Some(Segment::Key(k)) if k == "results" => Ok(()),
-                    _ => Err(format!(
-                        "`{reference}` must continue with `.results`, like `steps.{id}.results.field`"
-                    )),
-                },
+/// The integration's flow-control limits: its `[limits]` over the engine's defaults, each
+/// at most what the workspace's `[limits]` allows.
+fn check_flow_limits(
+    own: &FlowLimitsSpec,
+    cap: &FlowLimitsSpec,
+    path: &Path,
+    report: &mut Report,
+) -> FlowLimits {
+    let mut limits = FlowLimits::default();
+    let mut take = |name: &str, own: Option<u64>, cap: Option<u64>, default: u64| -> u64 {
+        match (own, cap) {
+            (Some(0), _) => {
+                report.add(
+                    path,
+                    &[format!("field `limits.{name}`")],
+                    "write a number above 0",
+                );
+                default
             }
+            (Some(own), Some(cap)) if own > cap => {
+                report.add(
+                    path,
+                    &[format!("field `limits.{name}`")],
+                    format!(
+                        "{own} is more than the workspace allows, {cap} (`[limits] {name}` in the workspace file)"
+                    ),
+                );
+                cap
+            }
+            (Some(own), _) => own,
+            (None, Some(cap)) => default.min(cap),
+            (None, None) => default,
         }
-        _ => Ok(()),
-    }
+    };
+    limits.iterations = take("iterations", own.iterations, cap.iterations, limits.iterations);
+    limits.step_executions = take(
+        "step_executions",
+        own.step_executions,
+        cap.step_executions,
+        limits.step_executions,
+    );
+    limits.depth = take(
+        "depth",
+        own.depth.map(u64::from),
+        cap.depth.map(u64::from),
+        limits.depth.into(),
+    ) as u32;
+    limits.call_depth = take(
+        "call_depth",
+        own.call_depth.map(u64::from),
+        cap.call_depth.map(u64::from),
+        limits.call_depth.into(),
+    ) as u32;
+    let duration = |text: &Option<String>, report: &mut Report, field: &str| {
+        text.as_deref().and_then(|t| match parse_duration(t) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                report.add(path, &[field.to_string()], e);
+                None
+            }
+        })
+    };
+    let own_time = duration(&own.run_time, report, "field `limits.run_time`");
+    let cap_time = duration(&cap.run_time, report, "field `limits.run_time` of the workspace");
+    limits.run_time = match (own_time, cap_time) {
+        (Some(o), Some(c)) if o > c => {
+            report.add(
+                path,
+                &["field `limits.run_time`".to_string()],
+                format!(
+                    "{} is more than the workspace allows, {} (`[limits] run_time` in the workspace file)",
+                    crate::limits::Human(o),
+                    crate::limits::Human(c)
+                ),
+            );
+            Some(c)
+        }
+        (Some(o), _) => Some(o),
+        (None, c) => c,
+    };
+    limits.set_in = if own.iterations.is_some()
+        || own.step_executions.is_some()
+        || own.depth.is_some()
+        || own.call_depth.is_some()
+        || own.run_time.is_some()
+    {
+        format!("`[limits]` of `{}`", path.display())
+    } else if cap.iterations.is_some()
+        || cap.step_executions.is_some()
+        || cap.depth.is_some()
+        || cap.call_depth.is_some()
+        || cap.run_time.is_some()
+    {
+        "the engine's default, capped by the workspace's `[limits]`".into()
+    } else {
+        "the engine's default".into()
+    };
+    limits
 }

@@ -1,0 +1,438 @@
+//! Flow control: branches, loops, `if`, stop and call steps, checked before anything runs,
+//! recorded step by step, resumable in the middle of a loop. Real plugins, the real store,
+//! a real HTTP server on loopback.
+
+use serde_json::{Value, json};
+use weft::runner::RunRequest;
+use weft::store::Status;
+use weft_tests::server::TestServer;
+use weft_tests::{TestEnv, host};
+
+/// A workspace whose `http-request` may reach `server`, with integration `test` made of
+/// `flows` (TOML), for instance `acme-test`.
+fn workspace(server: &TestServer, flows: &str) -> TestEnv {
+    let env = TestEnv::new();
+    env.workspace(
+        &format!(
+            r#"integrations = ["integration.toml"]
+[plugins.http-request]
+source = "builtin:http-request"
+http = {{ allow = ["http://127.0.0.1:{port}"], allow_loopback = true }}
+[[customers]]
+id = "acme"
+name = "Acme"
+[[instances]]
+id = "acme-test"
+customer = "acme"
+integration = "test"
+"#,
+            port = server.port()
+        ),
+        &format!("name = \"test\"\n{flows}"),
+    );
+    env
+}
+
+async fn run_flow(env: &TestEnv, flow: &str, trigger: Value) -> weft::store::RunWithSteps {
+    let ws = env.load();
+    let runner = env.runner();
+    runner
+        .run(RunRequest {
+            workspace: &ws,
+            instance: "acme-test",
+            flow: Some(flow),
+            trigger,
+        })
+        .await
+        .expect("the run starts")
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+#[test]
+fn a_loop_with_concurrency_runs_that_many_at_once_and_keeps_item_order() {
+    let server = TestServer::start();
+    let url = server.url("/inflight");
+    let env = workspace(
+        &server,
+        &format!(
+            r#"
+[limits]
+iterations = 1000
+
+[[flows]]
+name = "fan-out"
+[[flows.steps]]
+id = "each"
+type = "loop"
+items = "{{{{ trigger.items }}}}"
+concurrency = 8
+[[flows.steps.steps]]
+id = "call"
+plugin = "http-request"
+inputs = {{ url = "{url}", query = {{ ms = "5", n = "{{{{ loop.item }}}}" }} }}
+"#
+        ),
+    );
+    let items: Vec<u32> = (0..1000).collect();
+    let run = rt().block_on(run_flow(&env, "fan-out", json!({ "items": items })));
+    assert_eq!(run.run.status, Status::Succeeded, "{:?}", run.run.error);
+    assert_eq!(server.seen_at("/inflight").len(), 1000);
+    assert_eq!(
+        server.most_in_flight(),
+        8,
+        "the server saw at most {} requests at once",
+        server.most_in_flight()
+    );
+    let results = match &run.run.result {
+        Some(weft_model::value::RecordedValue::Json(Value::Array(results))) => results.clone(),
+        other => panic!("the loop's result is its iterations' results: {other:?}"),
+    };
+    let order: Vec<i64> = results.iter().map(|r| r["n"].as_i64().unwrap()).collect();
+    assert_eq!(order, (0..1000).collect::<Vec<i64>>(), "results in item order");
+    // Every iteration's step is in the store with its place.
+    let stored = env
+        .runner()
+        .store()
+        .get_run(&run.run.id)
+        .unwrap()
+        .expect("the run is stored");
+    let inner: Vec<_> = stored.steps.iter().filter(|s| s.id == "call").collect();
+    assert_eq!(inner.len(), 1000);
+    assert!(inner.iter().all(|s| s.scope[0].step == "each"));
+    let mut iterations: Vec<u64> = inner.iter().map(|s| s.scope[0].iteration.unwrap()).collect();
+    iterations.sort_unstable();
+    assert_eq!(iterations, (0..1000).collect::<Vec<u64>>());
+}
+
+#[test]
+fn failed_items_under_continue_are_listed_and_the_run_succeeds_with_errors() {
+    let server = TestServer::start();
+    let base = server.url("");
+    let env = workspace(
+        &server,
+        &format!(
+            r#"
+[[flows]]
+name = "tolerant"
+[[flows.steps]]
+id = "each"
+type = "loop"
+items = "{{{{ trigger.codes }}}}"
+concurrency = 3
+on_item_error = "continue"
+[[flows.steps.steps]]
+id = "call"
+plugin = "http-request"
+inputs = {{ url = "{base}/status/{{{{ loop.item }}}}" }}
+[[flows.steps]]
+id = "report"
+type = "stop"
+result = {{ errors = "{{{{ steps.each.errors }}}}" }}
+"#
+        ),
+    );
+    let codes = [200, 500, 200, 404, 200, 200, 503];
+    let run = rt().block_on(run_flow(&env, "tolerant", json!({ "codes": codes })));
+    assert_eq!(run.run.status, Status::SucceededWithErrors, "{:?}", run.run.error);
+    let Some(weft_model::value::RecordedValue::Json(result)) = &run.run.result else {
+        panic!("the stop step's result is the run's: {:?}", run.run.result);
+    };
+    let failed: Vec<u64> = result["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(failed, [1, 3, 6]);
+    let message = result["errors"][1]["error"].as_str().unwrap();
+    assert!(message.contains("step `call`") && message.contains("404"), "{message}");
+    assert_eq!(server.seen().len(), codes.len(), "every item ran once");
+}
+
+const BRANCHES: &str = r#"
+[[flows]]
+name = "route"
+[[flows.steps]]
+id = "kind"
+type = "branch"
+[[flows.steps.branches]]
+name = "big"
+when = "trigger.amount > 100"
+[[flows.steps.branches.steps]]
+id = "big_label"
+type = "call"
+flow = "label"
+inputs = { text = "big {{ trigger.amount }}" }
+[[flows.steps.branches]]
+name = "vip"
+when = "trigger.customer == 'vip'"
+[[flows.steps.branches.steps]]
+id = "vip_label"
+type = "call"
+flow = "label"
+inputs = { text = "vip" }
+[[flows.steps.branches]]
+name = "other"
+[[flows.steps.branches.steps]]
+id = "other_label"
+type = "call"
+flow = "label"
+inputs = { text = "other" }
+[[flows.steps]]
+id = "note"
+if = "has(trigger.note)"
+type = "call"
+flow = "label"
+inputs = { text = "{{ trigger.note }}" }
+[[flows.steps]]
+id = "done"
+type = "stop"
+result = { branch = "{{ steps.kind.branch }}", label = "{{ steps.kind.results }}", note = "{{ steps.note.results }}" }
+
+[[flows]]
+name = "label"
+[[flows.steps]]
+id = "make"
+type = "stop"
+result = "label: {{ trigger.text }}"
+
+[[flows]]
+name = "forever"
+[[flows.steps]]
+id = "again"
+type = "call"
+flow = "forever"
+"#;
+
+#[test]
+fn branches_pick_by_value_and_expression_with_an_else_and_if_skips() {
+    let server = TestServer::start();
+    let env = workspace(&server, BRANCHES);
+    let rt = rt();
+    let result = |trigger: Value| {
+        let run = rt.block_on(run_flow(&env, "route", trigger));
+        assert_eq!(run.run.status, Status::Succeeded, "{:?}", run.run.error);
+        assert_eq!(run.run.stopped_by.as_deref(), Some("done"));
+        match run.run.result {
+            Some(weft_model::value::RecordedValue::Json(v)) => (v, run.steps),
+            other => panic!("{other:?}"),
+        }
+    };
+    let (big, steps) = result(json!({ "amount": 250 }));
+    assert_eq!(big, json!({ "branch": "big", "label": "label: big 250", "note": null }));
+    let note = steps.iter().find(|s| s.id == "note").unwrap();
+    assert_eq!(note.status, Status::Skipped, "`if` false skips the step");
+    let (vip, _) = result(json!({ "amount": 5, "customer": "vip", "note": "hi" }));
+    assert_eq!(vip, json!({ "branch": "vip", "label": "label: vip", "note": "label: hi" }));
+    let (other, _) = result(json!({ "amount": 5, "customer": "x" }));
+    assert_eq!(other["branch"], "other");
+
+    // A condition that reads a missing field fails the run, naming the step and expression.
+    let run = rt.block_on(run_flow(&env, "route", json!({ "customer": "x" })));
+    assert_eq!(run.run.status, Status::Failed);
+    let error = run.run.error.unwrap();
+    assert!(
+        error.contains("step `kind`")
+            && error.contains("branch `big`")
+            && error.contains("trigger.amount > 100")
+            && error.contains("has("),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_call_that_recurses_stops_at_the_depth_limit() {
+    let server = TestServer::start();
+    let env = workspace(&server, BRANCHES);
+    let run = rt().block_on(run_flow(&env, "forever", Value::Null));
+    assert_eq!(run.run.status, Status::Failed);
+    let error = run.run.error.unwrap();
+    assert!(
+        error.contains("calls deep; the most is 8 (`call_depth`"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_while_loop_pages_until_there_is_no_next_page_and_break_if_ends_early() {
+    let server = TestServer::start();
+    let url = server.url("/inflight");
+    let env = workspace(
+        &server,
+        &format!(
+            r#"
+[[flows]]
+name = "pages"
+[[flows.steps]]
+id = "page"
+type = "loop"
+while = "index == 0 || previous.fetch.n < 4"
+max_iterations = 10
+[[flows.steps.steps]]
+id = "fetch"
+plugin = "http-request"
+inputs = {{ url = "{url}", query = {{ ms = "0", n = "{{{{ loop.index }}}}" }} }}
+
+[[flows]]
+name = "until"
+[[flows.steps]]
+id = "count"
+type = "loop"
+count = 100
+break_if = "previous.fetch.n == 2"
+[[flows.steps.steps]]
+id = "fetch"
+plugin = "http-request"
+inputs = {{ url = "{url}", query = {{ ms = "0", n = "{{{{ loop.index }}}}" }} }}
+
+[[flows]]
+name = "runaway"
+[[flows.steps]]
+id = "spin"
+type = "loop"
+while = "true"
+max_iterations = 3
+[[flows.steps.steps]]
+id = "fetch"
+plugin = "http-request"
+inputs = {{ url = "{url}", query = {{ ms = "0" }} }}
+"#
+        ),
+    );
+    let rt = rt();
+    let run = rt.block_on(run_flow(&env, "pages", Value::Null));
+    assert_eq!(run.run.status, Status::Succeeded, "{:?}", run.run.error);
+    let loop_record = &run.steps[0];
+    assert_eq!(loop_record.detail.as_ref().unwrap()["iterations"], 5);
+
+    let run = rt.block_on(run_flow(&env, "until", Value::Null));
+    assert_eq!(run.run.status, Status::Succeeded, "{:?}", run.run.error);
+    assert_eq!(run.steps[0].detail.as_ref().unwrap()["iterations"], 3);
+
+    let run = rt.block_on(run_flow(&env, "runaway", Value::Null));
+    assert_eq!(run.run.status, Status::Failed);
+    let error = run.run.error.unwrap();
+    assert!(error.contains("still held after 3 iterations"), "{error}");
+    assert_eq!(server.seen().len(), 5 + 3 + 3);
+}
+
+#[test]
+fn nested_loops_reach_the_outer_item_by_its_name() {
+    let server = TestServer::start();
+    let url = server.url("/echo");
+    let env = workspace(
+        &server,
+        &format!(
+            r#"
+[[flows]]
+name = "orders"
+[[flows.steps]]
+id = "orders"
+type = "loop"
+items = "{{{{ trigger.orders }}}}"
+as = "order"
+[[flows.steps.steps]]
+id = "lines"
+type = "loop"
+items = "{{{{ order.lines }}}}"
+[[flows.steps.steps.steps]]
+id = "post"
+if = "item.qty > 0"
+plugin = "http-request"
+inputs = {{ url = "{url}", method = "POST", body = {{ order = "{{{{ order.id }}}}", sku = "{{{{ loop.item.sku }}}}" }} }}
+"#
+        ),
+    );
+    let trigger = json!({ "orders": [
+        { "id": "o1", "lines": [{ "sku": "a", "qty": 1 }, { "sku": "b", "qty": 0 }] },
+        { "id": "o2", "lines": [{ "sku": "c", "qty": 2 }] },
+    ]});
+    let run = rt().block_on(run_flow(&env, "orders", trigger));
+    assert_eq!(run.run.status, Status::Succeeded, "{:?}", run.run.error);
+    let bodies: Vec<Value> = server
+        .seen_at("/echo")
+        .iter()
+        .map(|s| serde_json::from_slice(&s.body).unwrap())
+        .collect();
+    assert_eq!(
+        bodies,
+        [
+            json!({ "order": "o1", "sku": "a" }),
+            json!({ "order": "o2", "sku": "c" })
+        ]
+    );
+}
+
+#[test]
+fn every_flow_control_mistake_is_reported_at_once() {
+    let env = TestEnv::new();
+    env.workspace(
+        r#"integrations = ["integration.toml"]
+[[customers]]
+id = "acme"
+name = "Acme"
+[[instances]]
+id = "acme-test"
+customer = "acme"
+integration = "test"
+"#,
+        r#"name = "test"
+[[flows]]
+name = "main"
+[[flows.steps]]
+id = "guarded"
+plugin = "path-helper"
+if = "trigger.a =="
+[[flows.steps]]
+id = "each"
+type = "loop"
+items = "{{ trigger.items }}"
+[[flows.steps.steps]]
+id = "inner"
+plugin = "path-helper"
+[[flows.steps]]
+id = "peek"
+plugin = "path-helper"
+inputs = { api_base = "{{ steps.inner.results.pokemonUrl }}" }
+[[flows.steps]]
+id = "spin"
+type = "loop"
+while = "true"
+[[flows.steps.steps]]
+id = "spun"
+plugin = "path-helper"
+[[flows.steps]]
+id = "odd"
+type = "fork"
+[[flows.steps]]
+id = "both"
+type = "stop"
+plugin = "path-helper"
+"#,
+    );
+    let out = env.weft(&["validate", "weft.toml"]);
+    assert!(!out.success);
+    let errors = out.stderr;
+    for expected in [
+        // A bad expression, with where it goes wrong.
+        "step `guarded`, field `if`",
+        "does not parse: line 1, column 13",
+        // A reference into another scope.
+        "`steps.inner.results.pokemonUrl` refers to step `inner`, which is inside step `each`",
+        // `while` without `max_iterations`.
+        "a `while` loop needs `max_iterations`",
+        // An unknown step kind.
+        "unknown step type `fork`",
+        // Both `plugin` and `type`.
+        "the step has both `plugin` and `type`",
+    ] {
+        assert!(errors.contains(expected), "missing {expected:?} in:\n{errors}");
+    }
+}
