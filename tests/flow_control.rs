@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use weft::runner::RunRequest;
 use weft::store::Status;
 use weft_tests::server::TestServer;
-use weft_tests::{TestEnv, host};
+use weft_tests::TestEnv;
 
 /// A workspace whose `http-request` may reach `server`, with integration `test` made of
 /// `flows` (TOML), for instance `acme-test`.
@@ -435,4 +435,173 @@ plugin = "path-helper"
     ] {
         assert!(errors.contains(expected), "missing {expected:?} in:\n{errors}");
     }
+}
+
+/// Runs `weft run --events` for `flow` and kills it (SIGKILL) once `acks` steps with id
+/// `step` are acknowledged; returns the iterations acknowledged.
+fn run_until_acknowledged(env: &TestEnv, flow: &str, step: &str, acks: usize) -> Vec<u64> {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(weft_tests::weft_bin())
+        .args(["run", "weft.toml", "-i", "acme-test", "-f", flow, "--events"])
+        .current_dir(env.path())
+        .env_remove("WEFT_STORE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("weft starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut acknowledged = Vec::new();
+    for line in std::io::BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        let Ok(event) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if event["event"] == "step_recorded" && event["step"]["id"] == step {
+            acknowledged.push(event["step"]["scope"][0]["iteration"].as_u64().unwrap());
+            if acknowledged.len() == acks {
+                child.kill().expect("SIGKILL");
+                break;
+            }
+        }
+    }
+    child.wait().expect("reaped");
+    acknowledged
+}
+
+#[test]
+fn a_run_killed_inside_a_loop_resumes_without_running_acknowledged_iterations_again() {
+    for (round, acks) in [2, 5, 9].into_iter().enumerate() {
+        let server = TestServer::start();
+        let url = server.url("/inflight");
+        let env = workspace(
+            &server,
+            &format!(
+                r#"
+[[flows]]
+name = "items"
+[[flows.steps]]
+id = "each"
+type = "loop"
+count = 12
+[[flows.steps.steps]]
+id = "post"
+plugin = "http-request"
+inputs = {{ url = "{url}", method = "POST", query = {{ ms = "30", n = "{{{{ loop.index }}}}" }} }}
+"#
+            ),
+        );
+        let acknowledged = run_until_acknowledged(&env, "items", "post", acks);
+        assert_eq!(acknowledged.len(), acks, "round {round}");
+
+        let out = env.weft(&["runs", "list", "-w", "weft.toml", "--json"]);
+        let runs: Value = serde_json::from_str(&out.stdout).expect("JSON");
+        assert_eq!(runs[0]["status"], "interrupted", "round {round}: {runs:#}");
+        let id = runs[0]["id"].as_str().unwrap();
+        let out = env.weft(&["runs", "resume", id, "-w", "weft.toml", "--json"]);
+        assert!(out.success, "round {round}: {out:?}");
+        let resumed: Value = serde_json::from_str(&out.stdout).expect("JSON");
+        assert_eq!(resumed["status"], "succeeded", "{resumed:#}");
+        let order: Vec<i64> = resumed["result"]["json"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["n"].as_i64().unwrap())
+            .collect();
+        assert_eq!(order, (0..12).collect::<Vec<i64>>(), "round {round}");
+
+        let seen = server.seen_at("/inflight");
+        for n in 0..12u64 {
+            let requests: Vec<_> = seen
+                .iter()
+                .filter(|s| s.query.get("n") == Some(&n.to_string()))
+                .collect();
+            if acknowledged.contains(&n) {
+                assert_eq!(
+                    requests.len(),
+                    1,
+                    "round {round}: acknowledged iteration {n} ran again"
+                );
+            } else {
+                assert!(
+                    (1..=2).contains(&requests.len()),
+                    "round {round}: iteration {n} reached the server {} times",
+                    requests.len()
+                );
+            }
+            let keys: Vec<&str> = requests
+                .iter()
+                .map(|s| s.headers["idempotency-key"].as_str())
+                .collect();
+            assert!(
+                keys.iter().all(|k| *k == keys[0] && k.starts_with(id)),
+                "round {round}: iteration {n} was sent with keys {keys:?}"
+            );
+            assert!(keys[0].ends_with(&format!("each[{n}]/post/1")), "{keys:?}");
+        }
+    }
+}
+
+#[test]
+fn the_contacts_example_creates_and_updates_exactly_what_changed() {
+    use weft::demo::contacts::{ContactStandIns, write_workspace};
+    let rt = rt();
+    let stand_ins = rt
+        .block_on(ContactStandIns::start(3, 250))
+        .expect("the stand-ins start");
+    let env = TestEnv::new();
+    write_workspace(env.path(), &stand_ins).expect("the workspace is written");
+
+    let out = env.weft(&["run", "weft.toml", "-i", "acme-contacts", "-f", "sync", "--json"]);
+    assert!(out.success, "{out:?}");
+    let run: Value = serde_json::from_str(&out.stdout).expect("JSON");
+    assert_eq!(run["status"], "succeeded", "{}", run["error"]);
+    assert_eq!(run["stopped_by"], "summary");
+
+    // Contacts n % 3 == 2 are new, n % 3 == 1 changed, the rest unchanged: each new one
+    // created once, each changed one updated once, nothing else sent.
+    let log = stand_ins.log();
+    let ids = |rest: usize| -> Vec<String> {
+        (0..750)
+            .filter(|n| n % 3 == rest)
+            .map(|n| format!("c{n:05}"))
+            .collect()
+    };
+    let mut created = log.created.clone();
+    created.sort();
+    let mut updated = log.updated.clone();
+    updated.sort();
+    assert_eq!(created, ids(2));
+    assert_eq!(updated, ids(1));
+
+    // The run's tree: the pages loop with its three iterations, none failed.
+    let id = run["id"].as_str().unwrap();
+    let out = env.weft(&["runs", "show", id, "-w", "weft.toml"]);
+    assert!(out.success, "{out:?}");
+    assert!(
+        out.stdout.contains("Step 1 `pages` (loop): succeeded")
+            && out.stdout.contains("3 iteration(s), 0 failed")
+            && out.stdout.contains("Stopped by   step `summary`"),
+        "{}",
+        out.stdout
+    );
+    // One iteration opened: its page branch and the contacts loop of that page.
+    let out = env.weft(&["runs", "show", id, "-w", "weft.toml", "--iteration", "1"]);
+    assert!(
+        out.stdout.contains("Iteration 1")
+            && out.stdout.contains("(branch): succeeded")
+            && out.stdout.contains(", branch `next`")
+            && out.stdout.contains("250 iteration(s), 0 failed"),
+        "{}",
+        out.stdout
+    );
+
+    // `weft demo contacts-sync` runs the same against stand-ins of its own.
+    let demo = env.weft(&["demo", "contacts-sync", "--dir", "demo"]);
+    assert!(demo.success, "{demo:?}");
+    assert!(
+        demo.stdout
+            .contains("250 created, 250 updated, 250 skipped (unchanged) of 750 contacts"),
+        "{}",
+        demo.stdout
+    );
 }

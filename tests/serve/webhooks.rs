@@ -294,3 +294,62 @@ fn an_instance_removed_and_created_again_gets_new_addresses() {
     // An instance that stayed keeps its address across the apply and the restart.
     assert_eq!(served.webhook("acme-sync", "paths"), kept);
 }
+
+#[test]
+fn a_stop_step_answers_a_sync_webhook_with_its_own_status() {
+    let server = TestServer::start();
+    let env = env(
+        &server,
+        r#"
+[[flows]]
+name = "gate"
+webhook = { sync = true }
+[[flows.steps]]
+id = "check"
+type = "branch"
+[[flows.steps.branches]]
+name = "refuse"
+when = "!has(trigger.body.email)"
+[[flows.steps.branches.steps]]
+id = "refused"
+type = "stop"
+status = "failed"
+message = "the request has no email"
+result = { status = 422, headers = { "x-reason" = "missing-email" }, body = { error = "email is required" } }
+[[flows.steps]]
+id = "accepted"
+type = "stop"
+result = { status = 201, body = { ok = "{{ trigger.body.email }}" } }
+"#,
+    );
+    let served = serve(&env, &[]);
+    let hook = served.webhook("globex-sync", "gate");
+    let json = [("content-type", "application/json")];
+
+    let refused = served.call("POST", &hook, &json, b"{}");
+    assert_eq!(refused.status, 422, "{}", refused.text());
+    assert_eq!(refused.header("x-reason"), Some("missing-email"));
+    assert_eq!(refused.json(), json!({ "error": "email is required" }));
+
+    let accepted = served.call("POST", &hook, &json, br#"{"email":"a@b.c"}"#);
+    assert_eq!(accepted.status, 201, "{}", accepted.text());
+    assert_eq!(accepted.json(), json!({ "ok": "a@b.c" }));
+
+    // The refused run is recorded failed, with the stop's message and the step that stopped it.
+    let runs = served.get("/api/v1/runs?flow=gate", &admin_token()).json();
+    let refused_run = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["status"] == "failed")
+        .unwrap_or_else(|| panic!("{runs:#}"))
+        .clone();
+    assert_eq!(refused_run["stopped_by"], "refused");
+    assert!(
+        refused_run["error"]
+            .as_str()
+            .unwrap()
+            .contains("the request has no email"),
+        "{refused_run:#}"
+    );
+}

@@ -349,6 +349,7 @@ pub fn main(command: Command, store_override: Option<&Path>) -> anyhow::Result<E
                     json!({ "customer": { "id": customer }, "config": {}, "instance": {} }),
                 ),
                 clients: Arc::new(HttpClients::default()),
+                idempotency_key: None,
             };
             let result = runtime()?.block_on(check_request(
                 &ctx,

@@ -24,6 +24,15 @@ pub fn main(dir: PathBuf, path_helper: PathHelper) -> anyhow::Result<ExitCode> {
     rt.block_on(run(&dir, path_helper))
 }
 
+/// Which example `weft demo` runs.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Example {
+    /// The Pokemon Avatar Sync example: a code step, two HTTP calls and an S3 upload.
+    PokemonAvatarSync,
+    /// The Contacts Sync example: pages, loops and branches against a contacts API and a CRM.
+    ContactsSync,
+}
+
 /// `--path-helper`: which Path Helper the demo runs.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum PathHelperArg {

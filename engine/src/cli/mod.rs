@@ -3,6 +3,8 @@
 mod args;
 mod credentials;
 #[cfg(feature = "demo")]
+mod contacts_demo;
+#[cfg(feature = "demo")]
 mod demo;
 mod manage;
 mod output;
@@ -44,9 +46,13 @@ enum Command {
     /// API and S3, both customers' instances, and where the avatars landed.
     #[cfg(feature = "demo")]
     Demo {
-        /// Where to keep the demo's workspace, bucket and run records.
-        #[arg(long, value_name = "DIR", default_value = ".weft/demo")]
-        dir: PathBuf,
+        /// The example to run: `pokemon-avatar-sync` (the default) or `contacts-sync`.
+        #[arg(value_enum, default_value = "pokemon-avatar-sync")]
+        example: demo::Example,
+        /// Where to keep the demo's workspace, bucket and run records (default
+        /// `.weft/demo`, or `.weft/demo-contacts` for contacts-sync).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
         /// Which Path Helper to use: the built-in Rust one, or the example's code step in
         /// JavaScript or Python (built with `weft build`, which needs componentize-js or
         /// componentize-py).
@@ -361,7 +367,19 @@ pub fn main() -> anyhow::Result<ExitCode> {
         Command::Integrations { command } => manage::integrations(cli.store.as_deref(), command),
         Command::Config { command } => manage::config(cli.store.as_deref(), command),
         #[cfg(feature = "demo")]
-        Command::Demo { dir, path_helper } => demo::main(dir, path_helper.into()),
+        Command::Demo {
+            example,
+            dir,
+            path_helper,
+        } => match example {
+            demo::Example::PokemonAvatarSync => demo::main(
+                dir.unwrap_or_else(|| PathBuf::from(".weft/demo")),
+                path_helper.into(),
+            ),
+            demo::Example::ContactsSync => contacts_demo::main(
+                dir.unwrap_or_else(|| PathBuf::from(".weft/demo-contacts")),
+            ),
+        },
         Command::Credentials { command } => credentials::main(command, cli.store.as_deref()),
         Command::Runs { command } => match command {
             RunsCommand::Replay {

@@ -226,10 +226,10 @@ impl<'r> Tree<'r> {
             return;
         };
         let pad = "  ".repeat(depth);
-        for step in records {
-            print_step(step, &pad);
+        for (position, step) in records.iter().enumerate() {
+            print_step(step, position, &pad);
             let inner = self.inner(at, &step.id);
-            if step.plugin == "loop" && step.scope.len() == depth {
+            if step.plugin == "loop" {
                 let failed: Vec<u64> = step
                     .detail
                     .as_ref()
@@ -280,7 +280,8 @@ impl<'r> Tree<'r> {
     }
 }
 
-fn print_step(step: &StepRecord, pad: &str) {
+/// Prints one step's record; `position` is its place among the steps of its scope that ran.
+fn print_step(step: &StepRecord, position: usize, pad: &str) {
     let branch = step
         .detail
         .as_ref()
@@ -294,7 +295,7 @@ fn print_step(step: &StepRecord, pad: &str) {
     };
     println!(
         "\n{pad}Step {} `{}` ({kind}): {} in {}{branch}",
-        step.index + 1,
+        position + 1,
         step.id,
         step.status,
         micros(step.duration_us)

@@ -135,6 +135,10 @@ pub struct HttpContext {
     pub template_context: Arc<Json>,
     /// The shared clients.
     pub clients: Arc<HttpClients>,
+    /// Sent as `Idempotency-Key` on the step's requests that change something (not GET, HEAD
+    /// or OPTIONS) unless the step sets one: the same for the same run, step, iteration and
+    /// attempt, so an upstream can drop the duplicate of a request a resumed run sends again.
+    pub idempotency_key: Option<String>,
 }
 
 /// The host side of `weft:step/http` for one step execution.
@@ -219,6 +223,18 @@ async fn send(
                 continue;
             }
             builder = builder.header(name.as_str(), value.as_str());
+        }
+        if let Some(key) = &ctx.idempotency_key
+            && !matches!(
+                method,
+                reqwest::Method::GET | reqwest::Method::HEAD | reqwest::Method::OPTIONS
+            )
+            && !req
+                .headers
+                .iter()
+                .any(|(name, _)| name.eq_ignore_ascii_case("idempotency-key"))
+        {
+            builder = builder.header("idempotency-key", key.as_str());
         }
         if let Some(credential) = applies {
             builder = apply(credential, builder, ctx, redactor)?;

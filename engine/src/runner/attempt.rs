@@ -33,6 +33,7 @@ impl Runner {
     )]
     pub(super) async fn attempt(
         &self,
+        run_id: &str,
         ws: &Workspace,
         step: &Step,
         plugin: &Plugin,
@@ -46,9 +47,10 @@ impl Runner {
         loop {
             let attempt_started = Instant::now();
             let attempt_at_ms = now_ms();
+            let key = idempotency_key(run_id, &record.path(), attempt);
             let outcome = self
                 .host
-                .execute(plugin, self.step_call(ws, step, inputs, bindings))
+                .execute(plugin, self.step_call(ws, step, inputs, bindings, key))
                 .await;
             record.logs.extend(outcome.logs.into_iter().map(|mut line| {
                 line.message = redactor.text(&line.message);
@@ -107,6 +109,7 @@ impl Runner {
         step: &'s Step,
         inputs: &[(String, Val)],
         bindings: &Bindings,
+        idempotency_key: String,
     ) -> StepCall<'s> {
         let credential = bindings.credentials.get(&step.id).cloned();
         // A plugin whose manifest lists the config vars it reads sees only those.
@@ -129,6 +132,7 @@ impl Runner {
                 credential: credential.clone(),
                 template_context: bindings.template_context.clone(),
                 clients: self.host.http_clients().clone(),
+                idempotency_key: Some(idempotency_key),
             }),
             s3: Some(S3Context {
                 plugin: step.plugin.clone(),
@@ -165,6 +169,25 @@ fn describe_failure(step: &str, plugin: &str, failure: &StepFailure, logs: &[Log
         }
         _ => format!("step `{step}` (plugin `{plugin}`) {failure}"),
     }
+}
+
+/// The idempotency key of attempt `attempt` of the step execution at `path` of run `run_id`:
+/// `<run>/<path>/<attempt>`, the path's characters outside `A-Z a-z 0-9 - _ . [ ] /` escaped
+/// so that it is a valid header value.
+fn idempotency_key(run_id: &str, path: &str, attempt: u32) -> String {
+    let mut key = format!("{run_id}/");
+    for c in path.chars() {
+        if c.is_ascii_alphanumeric() || "-_.[]/".contains(c) {
+            key.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for byte in c.encode_utf8(&mut buf).bytes() {
+                key.push_str(&format!("%{byte:02X}"));
+            }
+        }
+    }
+    key.push_str(&format!("/{attempt}"));
+    key
 }
 
 /// A random number in `0.0..=1.0`, for retry jitter.

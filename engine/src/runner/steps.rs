@@ -41,6 +41,7 @@ impl Exec<'_> {
         let succeeded = self
             .runner
             .attempt(
+                &self.run.id,
                 self.ws,
                 step,
                 plugin,

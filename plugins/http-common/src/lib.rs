@@ -4,8 +4,10 @@
 //! strings), `body` (http-request: bytes as-is, a string as text, anything else as JSON),
 //! `response_type` (`json`, the default, `text` or `binary`), `include_response` (return
 //! `{ status, headers, body }` instead of the body alone), `follow_redirects` (default true),
-//! `timeout_ms`. A response outside 2xx fails the step with the status and the start of the body;
-//! 429 and 5xx are marked retryable.
+//! `timeout_ms`, `allow_status` (statuses outside 2xx that are answers rather than failures,
+//! like `[404]` for a lookup; read the status with `include_response`). Any other response
+//! outside 2xx fails the step with the status and the start of the body; 429 and 5xx are
+//! marked retryable.
 
 use weft_step::http::{self, HttpError, Request};
 use weft_step::{Blob, Inputs, StepError, Value};
@@ -86,6 +88,23 @@ pub fn run(inputs: Vec<(String, Value)>, fixed_method: Option<&str>) -> Result<V
         inputs.json("include_response")?,
         Some(serde_json::Value::Bool(true))
     );
+    let allowed: Vec<u16> = match inputs.json("allow_status")? {
+        None => Vec::new(),
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_u64().and_then(|n| u16::try_from(n).ok()))
+            .collect::<Option<_>>()
+            .ok_or_else(|| {
+                StepError::invalid_input(
+                    "input `allow_status` must be a list of HTTP statuses, like [404]",
+                )
+            })?,
+        Some(_) => {
+            return Err(StepError::invalid_input(
+                "input `allow_status` must be a list of HTTP statuses, like [404]",
+            ));
+        }
+    };
 
     let response = http::send(&Request {
         method: method.clone(),
@@ -107,7 +126,8 @@ pub fn run(inputs: Vec<(String, Value)>, fixed_method: Option<&str>) -> Result<V
         HttpError::Invalid(m) => StepError::invalid_input(m),
     })?;
 
-    if !(200..300).contains(&response.status) {
+    let answered = (200..300).contains(&response.status) || allowed.contains(&response.status);
+    if !answered {
         let start: String = String::from_utf8_lossy(&response.body)
             .chars()
             .take(300)

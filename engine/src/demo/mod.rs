@@ -1,4 +1,5 @@
-//! Local stand-ins for the Pokemon Avatar Sync example, so it runs end to end offline:
+//! Local stand-ins for the examples, so they run end to end offline. The Contacts Sync
+//! example's are in [`contacts`]; the Pokemon Avatar Sync example's are here:
 //! a Pokemon API serving fixture data for pikachu and onix (each pointing its avatar at a PNG
 //! served by the same stand-in), and an S3-compatible store (`s3s-fs`, with SigV4 signatures
 //! checked) writing objects to a directory.
@@ -26,23 +27,25 @@ use s3s::{S3, S3Request, S3Response, S3Result};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+pub mod contacts;
+
 /// The example's workspace file, as shipped in `examples/pokemon-avatar-sync/`.
-pub const EXAMPLE_WORKSPACE: &str = include_str!("../../examples/pokemon-avatar-sync/weft.toml");
+pub const EXAMPLE_WORKSPACE: &str = include_str!("../../../examples/pokemon-avatar-sync/weft.toml");
 /// The example's integration file.
 pub const EXAMPLE_INTEGRATION: &str =
-    include_str!("../../examples/pokemon-avatar-sync/integration.toml");
+    include_str!("../../../examples/pokemon-avatar-sync/integration.toml");
 
 /// The Pokemon the stand-in knows: (name, API JSON, avatar PNG).
 pub const POKEMON: &[(&str, &str, &[u8])] = &[
     (
         "pikachu",
-        include_str!("../../examples/pokemon-avatar-sync/fixtures/pikachu.json"),
-        include_bytes!("../../examples/pokemon-avatar-sync/fixtures/pikachu.png"),
+        include_str!("../../../examples/pokemon-avatar-sync/fixtures/pikachu.json"),
+        include_bytes!("../../../examples/pokemon-avatar-sync/fixtures/pikachu.png"),
     ),
     (
         "onix",
-        include_str!("../../examples/pokemon-avatar-sync/fixtures/onix.json"),
-        include_bytes!("../../examples/pokemon-avatar-sync/fixtures/onix.png"),
+        include_str!("../../../examples/pokemon-avatar-sync/fixtures/onix.json"),
+        include_bytes!("../../../examples/pokemon-avatar-sync/fixtures/onix.png"),
     ),
 ];
 
@@ -249,13 +252,13 @@ pub enum PathHelper {
 
 /// The example's JavaScript Path Helper.
 pub const EXAMPLE_PATH_HELPER_JS: &str =
-    include_str!("../../examples/pokemon-avatar-sync/path-helper.js");
+    include_str!("../../../examples/pokemon-avatar-sync/path-helper.js");
 /// The example's Python Path Helper.
 pub const EXAMPLE_PATH_HELPER_PY: &str =
-    include_str!("../../examples/pokemon-avatar-sync/path_helper.py");
+    include_str!("../../../examples/pokemon-avatar-sync/path_helper.py");
 /// The manifest of both code-step Path Helpers.
 pub const EXAMPLE_PATH_HELPER_MANIFEST: &str =
-    include_str!("../../examples/pokemon-avatar-sync/path-helper.plugin.toml");
+    include_str!("../../../examples/pokemon-avatar-sync/path-helper.plugin.toml");
 
 impl PathHelper {
     /// Writes the code step's source and manifest into `dir` and builds it, unless the
