@@ -5,8 +5,8 @@
 use serde_json::{Value, json};
 use weft::runner::RunRequest;
 use weft::store::Status;
-use weft_tests::server::TestServer;
 use weft_tests::TestEnv;
+use weft_tests::server::TestServer;
 
 /// A workspace whose `http-request` may reach `server`, with integration `test` made of
 /// `flows` (TOML), for instance `acme-test`.
@@ -95,7 +95,11 @@ inputs = {{ url = "{url}", query = {{ ms = "5", n = "{{{{ loop.item }}}}" }} }}
         other => panic!("the loop's result is its iterations' results: {other:?}"),
     };
     let order: Vec<i64> = results.iter().map(|r| r["n"].as_i64().unwrap()).collect();
-    assert_eq!(order, (0..1000).collect::<Vec<i64>>(), "results in item order");
+    assert_eq!(
+        order,
+        (0..1000).collect::<Vec<i64>>(),
+        "results in item order"
+    );
     // Every iteration's step is in the store with its place.
     let stored = env
         .runner()
@@ -106,7 +110,10 @@ inputs = {{ url = "{url}", query = {{ ms = "5", n = "{{{{ loop.item }}}}" }} }}
     let inner: Vec<_> = stored.steps.iter().filter(|s| s.id == "call").collect();
     assert_eq!(inner.len(), 1000);
     assert!(inner.iter().all(|s| s.scope[0].step == "each"));
-    let mut iterations: Vec<u64> = inner.iter().map(|s| s.scope[0].iteration.unwrap()).collect();
+    let mut iterations: Vec<u64> = inner
+        .iter()
+        .map(|s| s.scope[0].iteration.unwrap())
+        .collect();
     iterations.sort_unstable();
     assert_eq!(iterations, (0..1000).collect::<Vec<u64>>());
 }
@@ -140,7 +147,12 @@ result = {{ errors = "{{{{ steps.each.errors }}}}" }}
     );
     let codes = [200, 500, 200, 404, 200, 200, 503];
     let run = rt().block_on(run_flow(&env, "tolerant", json!({ "codes": codes })));
-    assert_eq!(run.run.status, Status::SucceededWithErrors, "{:?}", run.run.error);
+    assert_eq!(
+        run.run.status,
+        Status::SucceededWithErrors,
+        "{:?}",
+        run.run.error
+    );
     let Some(weft_model::value::RecordedValue::Json(result)) = &run.run.result else {
         panic!("the stop step's result is the run's: {:?}", run.run.result);
     };
@@ -152,7 +164,10 @@ result = {{ errors = "{{{{ steps.each.errors }}}}" }}
         .collect();
     assert_eq!(failed, [1, 3, 6]);
     let message = result["errors"][1]["error"].as_str().unwrap();
-    assert!(message.contains("step `call`") && message.contains("404"), "{message}");
+    assert!(
+        message.contains("step `call`") && message.contains("404"),
+        "{message}"
+    );
     assert_eq!(server.seen().len(), codes.len(), "every item ran once");
 }
 
@@ -226,11 +241,17 @@ fn branches_pick_by_value_and_expression_with_an_else_and_if_skips() {
         }
     };
     let (big, steps) = result(json!({ "amount": 250 }));
-    assert_eq!(big, json!({ "branch": "big", "label": "label: big 250", "note": null }));
+    assert_eq!(
+        big,
+        json!({ "branch": "big", "label": "label: big 250", "note": null })
+    );
     let note = steps.iter().find(|s| s.id == "note").unwrap();
     assert_eq!(note.status, Status::Skipped, "`if` false skips the step");
     let (vip, _) = result(json!({ "amount": 5, "customer": "vip", "note": "hi" }));
-    assert_eq!(vip, json!({ "branch": "vip", "label": "label: vip", "note": "label: hi" }));
+    assert_eq!(
+        vip,
+        json!({ "branch": "vip", "label": "label: vip", "note": "label: hi" })
+    );
     let (other, _) = result(json!({ "amount": 5, "customer": "x" }));
     assert_eq!(other["branch"], "other");
 
@@ -433,7 +454,10 @@ plugin = "path-helper"
         // Both `plugin` and `type`.
         "the step has both `plugin` and `type`",
     ] {
-        assert!(errors.contains(expected), "missing {expected:?} in:\n{errors}");
+        assert!(
+            errors.contains(expected),
+            "missing {expected:?} in:\n{errors}"
+        );
     }
 }
 
@@ -442,7 +466,15 @@ plugin = "path-helper"
 fn run_until_acknowledged(env: &TestEnv, flow: &str, step: &str, acks: usize) -> Vec<u64> {
     use std::io::BufRead;
     let mut child = std::process::Command::new(weft_tests::weft_bin())
-        .args(["run", "weft.toml", "-i", "acme-test", "-f", flow, "--events"])
+        .args([
+            "run",
+            "weft.toml",
+            "-i",
+            "acme-test",
+            "-f",
+            flow,
+            "--events",
+        ])
         .current_dir(env.path())
         .env_remove("WEFT_STORE")
         .stdout(std::process::Stdio::piped())
@@ -551,7 +583,15 @@ fn the_contacts_example_creates_and_updates_exactly_what_changed() {
     let env = TestEnv::new();
     write_workspace(env.path(), &stand_ins).expect("the workspace is written");
 
-    let out = env.weft(&["run", "weft.toml", "-i", "acme-contacts", "-f", "sync", "--json"]);
+    let out = env.weft(&[
+        "run",
+        "weft.toml",
+        "-i",
+        "acme-contacts",
+        "-f",
+        "sync",
+        "--json",
+    ]);
     assert!(out.success, "{out:?}");
     let run: Value = serde_json::from_str(&out.stdout).expect("JSON");
     assert_eq!(run["status"], "succeeded", "{}", run["error"]);
@@ -603,5 +643,94 @@ fn the_contacts_example_creates_and_updates_exactly_what_changed() {
             .contains("250 created, 250 updated, 250 skipped (unchanged) of 750 contacts"),
         "{}",
         demo.stdout
+    );
+}
+
+/// The `toml` blocks of the README's flow-control section, joined: one integration's flows.
+fn readme_flows() -> String {
+    let readme = std::fs::read_to_string(weft_tests::repo().join("README.md")).expect("README");
+    let start = readme
+        .find("## Flow control")
+        .expect("the README has a flow-control section");
+    let section = &readme[start..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
+    let mut flows = String::new();
+    for block in section.split("```toml\n").skip(1) {
+        flows.push_str(&block[..block.find("```").expect("a closed block")]);
+        flows.push('\n');
+    }
+    flows
+}
+
+#[test]
+fn the_readme_flow_control_snippets_validate_and_run_as_written() {
+    let server = TestServer::start();
+    let env = TestEnv::new();
+    env.workspace(
+        &format!(
+            r#"integrations = ["integration.toml"]
+[plugins.http-request]
+source = "builtin:http-request"
+http = {{ allow = ["http://127.0.0.1:{port}"], allow_loopback = true }}
+[[customers]]
+id = "acme"
+name = "Acme"
+[[instances]]
+id = "acme-test"
+customer = "acme"
+integration = "readme"
+config = {{ api = "{api}" }}
+"#,
+            port = server.port(),
+            api = server.url("")
+        ),
+        &format!("name = \"readme\"\n{}", readme_flows()),
+    );
+    let rt = rt();
+    let json = |run: &weft::store::RunWithSteps| match &run.run.result {
+        Some(weft_model::value::RecordedValue::Json(v)) => v.clone(),
+        other => panic!("{other:?}"),
+    };
+
+    let run = rt.block_on(run_flow(
+        &env,
+        "route-order",
+        json!({ "id": "o1", "total": 5000, "gift": true }),
+    ));
+    assert_eq!(run.run.status, Status::Succeeded, "{:?}", run.run.error);
+    assert_eq!(json(&run), json!({ "branch": "large" }));
+    assert_eq!(server.seen_at("/echo").len(), 2);
+    let run = rt.block_on(run_flow(
+        &env,
+        "route-order",
+        json!({ "id": "o2", "total": 5 }),
+    ));
+    assert_eq!(json(&run), json!({ "branch": "small" }));
+    assert_eq!(
+        server.seen_at("/echo").len(),
+        2,
+        "a small order without a gift sends nothing"
+    );
+
+    let run = rt.block_on(run_flow(&env, "ping-all", json!({ "ids": [7, 8, 9] })));
+    assert_eq!(json(&run), json!([{ "n": 7 }, { "n": 8 }, { "n": 9 }]));
+
+    let run = rt.block_on(run_flow(&env, "all-pages", Value::Null));
+    assert_eq!(run.steps[0].detail.as_ref().unwrap()["iterations"], 4);
+
+    let run = rt.block_on(run_flow(&env, "signup", json!({ "email": "a@b.c" })));
+    assert_eq!(run.run.status, Status::Succeeded, "{:?}", run.run.error);
+    assert_eq!(
+        json(&run),
+        json!({ "status": 201, "body": { "welcome": "a@b.c" } })
+    );
+    let run = rt.block_on(run_flow(&env, "signup", json!({})));
+    assert_eq!(run.run.status, Status::Failed);
+    let error = run.run.error.unwrap();
+    assert!(
+        error.contains(
+            "flow `require-email` stopped failed at step `missing`: an email is required"
+        ),
+        "{error}"
     );
 }

@@ -205,7 +205,9 @@ impl Condition {
         step: &str,
         field: Option<String>,
     ) -> StepReference {
-        let offset = offsets.offset_for(id).map_or(0, |(start, _)| start as usize);
+        let offset = offsets
+            .offset_for(id)
+            .map_or(0, |(start, _)| start as usize);
         let (line, column) = position(&self.source, offset);
         StepReference {
             step: step.to_string(),
@@ -320,11 +322,7 @@ fn describe(value: &Json) -> String {
 fn position(source: &str, offset: usize) -> (usize, usize) {
     let before = &source[..offset.min(source.len())];
     let line = before.matches('\n').count() + 1;
-    let column = before
-        .rsplit('\n')
-        .next()
-        .map_or(0, |l| l.chars().count())
-        + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, column)
 }
 
@@ -368,9 +366,19 @@ mod tests {
     #[test]
     fn long_and_deep_expressions_are_refused_before_parsing() {
         let long = "1 == 1 && ".repeat(500) + "true";
-        assert!(Condition::compile(&long).unwrap_err().message.contains("bytes long"));
+        assert!(
+            Condition::compile(&long)
+                .unwrap_err()
+                .message
+                .contains("bytes long")
+        );
         let deep = "(".repeat(40) + "true" + &")".repeat(40);
-        assert!(Condition::compile(&deep).unwrap_err().message.contains("nests deeper"));
+        assert!(
+            Condition::compile(&deep)
+                .unwrap_err()
+                .message
+                .contains("nests deeper")
+        );
     }
 
     #[test]

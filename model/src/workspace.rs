@@ -65,7 +65,9 @@ impl Flow {
         fn walk<'s>(step: &'s Step, out: &mut Vec<&'s Step>) {
             out.push(step);
             let inner: Box<dyn Iterator<Item = &Step>> = match &step.kind {
-                StepKind::Branch(branches) => Box::new(branches.iter().flat_map(|b| b.steps.iter())),
+                StepKind::Branch(branches) => {
+                    Box::new(branches.iter().flat_map(|b| b.steps.iter()))
+                }
                 StepKind::Loop(l) => Box::new(l.steps.iter()),
                 _ => Box::new(std::iter::empty()),
             };

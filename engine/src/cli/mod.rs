@@ -1,9 +1,9 @@
 //! Commands of the `weft` binary.
 
 mod args;
-mod credentials;
 #[cfg(feature = "demo")]
 mod contacts_demo;
+mod credentials;
 #[cfg(feature = "demo")]
 mod demo;
 mod manage;
@@ -376,9 +376,9 @@ pub fn main() -> anyhow::Result<ExitCode> {
                 dir.unwrap_or_else(|| PathBuf::from(".weft/demo")),
                 path_helper.into(),
             ),
-            demo::Example::ContactsSync => contacts_demo::main(
-                dir.unwrap_or_else(|| PathBuf::from(".weft/demo-contacts")),
-            ),
+            demo::Example::ContactsSync => {
+                contacts_demo::main(dir.unwrap_or_else(|| PathBuf::from(".weft/demo-contacts")))
+            }
         },
         Command::Credentials { command } => credentials::main(command, cli.store.as_deref()),
         Command::Runs { command } => match command {

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use weft::store::{RunRecord, RunWithSteps, Status, StepRecord};
-use weft_model::records::Frame;
 use weft_model::limits::Human;
+use weft_model::records::Frame;
 use weft_model::value::RecordedValue;
 use weft_model::workspace::Workspace;
 
@@ -199,7 +199,10 @@ impl<'r> Tree<'r> {
     fn new(steps: &'r [StepRecord]) -> Self {
         let mut by_scope: BTreeMap<Vec<String>, Vec<&StepRecord>> = BTreeMap::new();
         for step in steps {
-            by_scope.entry(scope_key(&step.scope)).or_default().push(step);
+            by_scope
+                .entry(scope_key(&step.scope))
+                .or_default()
+                .push(step);
         }
         for records in by_scope.values_mut() {
             records.sort_by_key(|s| s.index);

@@ -93,7 +93,9 @@ impl ContactStandIns {
         let addr = listener.local_addr()?;
         let contacts = pages * per_page;
         let crm: BTreeMap<String, Value> = (0..contacts)
-            .filter_map(|n| crm_before(n).map(|c| (c["id"].as_str().unwrap_or_default().to_string(), c)))
+            .filter_map(|n| {
+                crm_before(n).map(|c| (c["id"].as_str().unwrap_or_default().to_string(), c))
+            })
             .collect();
         let log = Arc::new(Mutex::new(CrmLog::default()));
         let shared = Shared {
@@ -135,10 +137,17 @@ impl ContactStandIns {
     }
 }
 
-async fn page(State(shared): State<Shared>, Query(query): Query<BTreeMap<String, String>>) -> Response {
+async fn page(
+    State(shared): State<Shared>,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Response {
     let page: usize = query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
     if page == 0 || page > shared.pages {
-        return (StatusCode::NOT_FOUND, Json(json!({ "error": "no such page" }))).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": "no such page" })),
+        )
+            .into_response();
     }
     let first = (page - 1) * shared.per_page;
     let contacts: Vec<Value> = (first..first + shared.per_page).map(contact).collect();
@@ -151,7 +160,12 @@ async fn page(State(shared): State<Shared>, Query(query): Query<BTreeMap<String,
 }
 
 async fn lookup(State(shared): State<Shared>, UrlPath(id): UrlPath<String>) -> Response {
-    match shared.crm.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+    match shared
+        .crm
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&id)
+    {
         Some(found) => Json(found.clone()).into_response(),
         None => (StatusCode::NOT_FOUND, Json(json!({ "error": "not found" }))).into_response(),
     }
@@ -201,7 +215,10 @@ pub fn write_workspace(dir: &Path, stand_ins: &ContactStandIns) -> anyhow::Resul
         .context("the example workspace shipped in the binary does not parse")?;
     let origin = format!("http://{}", stand_ins.addr);
     let mut grant = toml::Table::new();
-    grant.insert("allow".into(), vec![toml::Value::from(origin.clone())].into());
+    grant.insert(
+        "allow".into(),
+        vec![toml::Value::from(origin.clone())].into(),
+    );
     grant.insert("allow_loopback".into(), true.into());
     let mut plugin = toml::Table::new();
     plugin.insert("source".into(), "builtin:http-request".into());
@@ -219,7 +236,8 @@ pub fn write_workspace(dir: &Path, stand_ins: &ContactStandIns) -> anyhow::Resul
             }
         }
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("failed to create `{}`", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("failed to create `{}`", dir.display()))?;
     let text = format!(
         "# Written by `weft demo contacts-sync`: examples/contacts-sync/weft.toml with the config\n\
          # vars and the grant pointed at the local stand-ins ({origin}). They stop when the demo\n\

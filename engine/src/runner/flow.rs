@@ -28,6 +28,9 @@ use crate::store::{RunRecord, Status, StepRecord};
 /// A boxed future, for the recursion of scopes inside scopes.
 pub(super) type Boxed<'b, T> = Pin<Box<dyn Future<Output = T> + Send + 'b>>;
 
+/// How a scope's steps ended, with what each step that ended gave.
+pub(super) type Finished = (Outcome, HashMap<String, StepValue>);
+
 /// How a scope's steps ended.
 pub(super) enum Outcome {
     /// Every step ran (or was skipped); the result of the last one, `null` if it had none.
@@ -94,7 +97,7 @@ impl Exec<'_> {
         steps: &'b [Step],
         mut scope: Scope<'b>,
         top: bool,
-    ) -> Boxed<'b, Result<(Outcome, HashMap<String, StepValue>), RunError>> {
+    ) -> Boxed<'b, Result<Finished, RunError>> {
         Box::pin(async move {
             let mut last = (Json::Null, None);
             for (index, step) in steps.iter().enumerate() {
@@ -354,26 +357,32 @@ impl Exec<'_> {
             branch: Some(branch.name.clone()),
         };
         let detail = Some(json!({ "branch": branch.name }));
-        Ok(match self.block(&branch.steps, scope.child(frame, None), false).await?.0 {
-            Outcome::Done(_, last) => Produced {
-                value: Ok(StepValue {
-                    value: last.unwrap_or(Val::Json(Json::Null)),
-                    detail,
-                }),
-                stopped: None,
+        Ok(
+            match self
+                .block(&branch.steps, scope.child(frame, None), false)
+                .await?
+                .0
+            {
+                Outcome::Done(_, last) => Produced {
+                    value: Ok(StepValue {
+                        value: last.unwrap_or(Val::Json(Json::Null)),
+                        detail,
+                    }),
+                    stopped: None,
+                },
+                Outcome::Stopped(stopped) => Produced {
+                    value: Ok(StepValue {
+                        value: Val::Json(Json::Null),
+                        detail,
+                    }),
+                    stopped: Some(stopped),
+                },
+                Outcome::Failed(message) => Produced {
+                    value: Err(message),
+                    stopped: None,
+                },
             },
-            Outcome::Stopped(stopped) => Produced {
-                value: Ok(StepValue {
-                    value: Val::Json(Json::Null),
-                    detail,
-                }),
-                stopped: Some(stopped),
-            },
-            Outcome::Failed(message) => Produced {
-                value: Err(message),
-                stopped: None,
-            },
-        })
+        )
     }
 
     fn stop(&self, step: &Step, stop: &Stop, scope: &Scope) -> Produced {

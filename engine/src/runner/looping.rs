@@ -166,8 +166,7 @@ impl Exec<'_> {
                     Ok(false) => {}
                     Ok(true) => break,
                     Err(message) => {
-                        out.failure =
-                            Some(format!("step `{}`: its `break_if` {message}", step.id));
+                        out.failure = Some(format!("step `{}`: its `break_if` {message}", step.id));
                         break;
                     }
                 }

@@ -268,9 +268,11 @@ impl Runner {
         // (loop iterations, branches): a step the flow no longer has means it changed.
         let known: std::collections::HashSet<&str> =
             flow.all_steps().iter().map(|s| s.id.as_str()).collect();
-        if let Some(stray) = old.steps.iter().find(|r| {
-            !known.contains(r.id.as_str()) && r.scope.is_empty()
-        }) {
+        if let Some(stray) = old
+            .steps
+            .iter()
+            .find(|r| !known.contains(r.id.as_str()) && r.scope.is_empty())
+        {
             return Err(RunError::NotResumable(format!(
                 "run `{run_id}` does not match flow `{}` as it is now (it recorded step `{}`, which the flow no longer has); replay it instead",
                 flow.name, stray.id
@@ -445,9 +447,8 @@ impl Runner {
                 match self.load_plugins(ws, &reachable) {
                     Err(e) => {
                         run.status = Status::Failed;
-                        run.error = Some(
-                            redactor.text(&format!("the run stopped before any step: {e:#}")),
-                        );
+                        run.error =
+                            Some(redactor.text(&format!("the run stopped before any step: {e:#}")));
                     }
                     Ok(plugins) => {
                         let memo: HashMap<String, StepRecord> =
@@ -470,10 +471,7 @@ impl Runner {
                         };
                         let scope = Scope::flow(&roots, run.trigger.clone(), HashMap::new());
                         let (outcome, _) = exec.block(&flow.steps, scope, true).await?;
-                        let continued = exec
-                            .continued
-                            .load(std::sync::atomic::Ordering::Relaxed);
-                        drop(exec);
+                        let continued = exec.continued.load(std::sync::atomic::Ordering::Relaxed);
                         end_run(&mut run, outcome, continued, &redactor);
                     }
                 }
@@ -499,9 +497,7 @@ fn end_run(run: &mut RunRecord, outcome: Outcome, continued: bool, redactor: &Re
         }
         Outcome::Stopped(stopped) => {
             run.stopped_by = Some(stopped.step.clone());
-            run.result = stopped
-                .result
-                .map(|v| context::redact_value(&v, redactor));
+            run.result = stopped.result.map(|v| context::redact_value(&v, redactor));
             if stopped.failed {
                 run.status = Status::Failed;
                 run.error = Some(redactor.text(&format!(

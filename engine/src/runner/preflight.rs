@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use weft_model::config::{ConfigProblem, ResolvedConfig};
-use weft_model::spec::InstanceSpec;
 use weft_model::control::StepKind;
+use weft_model::spec::InstanceSpec;
 use weft_model::workspace::{Flow, Integration, Step, Workspace};
 
 use super::Runner;
@@ -86,7 +86,8 @@ impl Runner {
     ) -> anyhow::Result<HashMap<&'f str, Arc<Plugin>>> {
         let mut plugins: HashMap<&str, Arc<Plugin>> = HashMap::new();
         for step in steps {
-            if !matches!(step.kind, StepKind::Plugin) || plugins.contains_key(step.plugin.as_str()) {
+            if !matches!(step.kind, StepKind::Plugin) || plugins.contains_key(step.plugin.as_str())
+            {
                 continue;
             }
             let source = ws

@@ -62,7 +62,11 @@ pub(super) struct Scope<'p> {
 
 impl<'p> Scope<'p> {
     /// The scope of a flow's own steps.
-    pub(super) fn flow(roots: &'p Roots, trigger: Json, results: HashMap<String, StepValue>) -> Self {
+    pub(super) fn flow(
+        roots: &'p Roots,
+        trigger: Json,
+        results: HashMap<String, StepValue>,
+    ) -> Self {
         Self {
             parent: None,
             roots,
@@ -154,9 +158,9 @@ impl<'p> Scope<'p> {
                 return walk(&value, path, &path.segments[1..]).map(|v| Val::Json(v.clone()));
             }
             alias => {
-                let named = self.alias(alias).ok_or_else(|| {
-                    RenderError(format!("unknown reference root `{alias}`"))
-                })?;
+                let named = self
+                    .alias(alias)
+                    .ok_or_else(|| RenderError(format!("unknown reference root `{alias}`")))?;
                 return walk(&named.item, path, &path.segments).map(|v| Val::Json(v.clone()));
             }
         };
@@ -228,7 +232,9 @@ impl<'p> Scope<'p> {
                 }
                 "item" => self.current_loop().map_or(Json::Null, |l| l.item.clone()),
                 "index" => self.current_loop().map_or(Json::Null, |l| json!(l.index)),
-                "previous" => self.current_loop().map_or(Json::Null, |l| l.previous.clone()),
+                "previous" => self
+                    .current_loop()
+                    .map_or(Json::Null, |l| l.previous.clone()),
                 alias => match self.alias(alias) {
                     Some(named) => named.item.clone(),
                     None => continue,

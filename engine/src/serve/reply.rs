@@ -34,11 +34,7 @@ pub(in crate::serve) fn webhook_reply(
 ) -> Response {
     // A `stop` step with a result answers with it, whether it stopped the run succeeded or
     // failed (a flow may refuse a request with its own status).
-    let stopped_with = run
-        .run
-        .stopped_by
-        .as_ref()
-        .and(run.run.result.as_ref());
+    let stopped_with = run.run.stopped_by.as_ref().and(run.run.result.as_ref());
     let mut response = if stopped_with.is_none()
         && (run.run.status == Status::Failed || run.run.status == Status::Interrupted)
     {

@@ -148,7 +148,11 @@ pub(super) fn check_manifests(
     let mut names: Vec<&str> = file.plugins.keys().map(String::as_str).collect();
     for (_, spec) in integrations {
         for flow in &spec.flows {
-            names.extend(flow.all_steps().into_iter().filter_map(|s| s.plugin.as_deref()));
+            names.extend(
+                flow.all_steps()
+                    .into_iter()
+                    .filter_map(|s| s.plugin.as_deref()),
+            );
         }
     }
     names.sort_unstable();

@@ -28,8 +28,23 @@ const MAX_CONCURRENCY: u32 = 64;
 const LOOP_FIELDS: [&str; 3] = ["item", "index", "previous"];
 /// Words CEL reserves, which cannot name a loop's item.
 const RESERVED: [&str; 17] = [
-    "as", "break", "const", "continue", "else", "for", "function", "if", "import", "let", "loop",
-    "package", "namespace", "return", "var", "void", "while",
+    "as",
+    "break",
+    "const",
+    "continue",
+    "else",
+    "for",
+    "function",
+    "if",
+    "import",
+    "let",
+    "loop",
+    "package",
+    "namespace",
+    "return",
+    "var",
+    "void",
+    "while",
 ];
 
 pub(super) fn check_integration(
@@ -375,9 +390,7 @@ impl<'c> FlowChecker<'c> {
                 };
                 self.add(
                     at,
-                    format!(
-                        "a {kind} step has no `{field}`; it belongs to {owners} steps{why}"
-                    ),
+                    format!("a {kind} step has no `{field}`; it belongs to {owners} steps{why}"),
                 );
             }
         }
@@ -567,7 +580,10 @@ impl<'c> FlowChecker<'c> {
                 } else {
                     ""
                 };
-                self.add(&at, format!("the expression `{source}` does not parse: {e}{hint}"));
+                self.add(
+                    &at,
+                    format!("the expression `{source}` does not parse: {e}{hint}"),
+                );
                 return None;
             }
         };
@@ -651,7 +667,10 @@ impl<'c> FlowChecker<'c> {
         for (n, branch) in step.branches.iter().enumerate() {
             let branch_at = [at, &[quoted("branch", &branch.name)]].concat();
             if !names.insert(branch.name.as_str()) {
-                self.add(&branch_at, "another branch has the same name; rename one of them");
+                self.add(
+                    &branch_at,
+                    "another branch has the same name; rename one of them",
+                );
             }
             if branch.name.is_empty() {
                 self.add(&branch_at, "a branch needs a `name`");
@@ -780,7 +799,10 @@ impl<'c> FlowChecker<'c> {
             .as_deref()
             .and_then(|source| self.condition(source, "break_if", &inner, at));
         if step.steps.is_empty() {
-            self.add(at, "the loop has no steps; add `[[flows.steps.steps]]` tables");
+            self.add(
+                at,
+                "the loop has no steps; add `[[flows.steps.steps]]` tables",
+            );
         }
         let steps = self.block(&step.steps, &inner);
         Some(Loop {
@@ -796,7 +818,12 @@ impl<'c> FlowChecker<'c> {
 
     fn stop(&mut self, step: &StepSpec, scope: &Scope, at: &[String]) -> Stop {
         let result = step.result.as_ref().and_then(|value| {
-            self.template(value, &step.id, scope, &[at, &["field `result`".to_string()]].concat())
+            self.template(
+                value,
+                &step.id,
+                scope,
+                &[at, &["field `result`".to_string()]].concat(),
+            )
         });
         let failed = step.status == Some(StopStatus::Failed);
         if step.message.is_some() && !failed {
@@ -822,7 +849,10 @@ impl<'c> FlowChecker<'c> {
 
     fn call(&mut self, step: &StepSpec, at: &[String]) -> String {
         let Some(flow) = step.flow.as_deref() else {
-            self.add(at, "a call step needs `flow`, the name of a flow of this integration");
+            self.add(
+                at,
+                "a call step needs `flow`, the name of a flow of this integration",
+            );
             return String::new();
         };
         if !self.spec.flows.iter().any(|f| f.name == flow) {
@@ -872,7 +902,12 @@ fn check_flow_limits(
             (None, None) => default,
         }
     };
-    limits.iterations = take("iterations", own.iterations, cap.iterations, limits.iterations);
+    limits.iterations = take(
+        "iterations",
+        own.iterations,
+        cap.iterations,
+        limits.iterations,
+    );
     limits.step_executions = take(
         "step_executions",
         own.step_executions,
@@ -901,7 +936,11 @@ fn check_flow_limits(
         })
     };
     let own_time = duration(&own.run_time, report, "field `limits.run_time`");
-    let cap_time = duration(&cap.run_time, report, "field `limits.run_time` of the workspace");
+    let cap_time = duration(
+        &cap.run_time,
+        report,
+        "field `limits.run_time` of the workspace",
+    );
     limits.run_time = match (own_time, cap_time) {
         (Some(o), Some(c)) if o > c => {
             report.add(
