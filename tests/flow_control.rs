@@ -734,3 +734,34 @@ config = {{ api = "{api}" }}
         "{error}"
     );
 }
+
+#[test]
+fn a_run_over_its_step_executions_limit_fails_naming_the_limit() {
+    let server = TestServer::start();
+    let env = workspace(
+        &server,
+        r#"
+[limits]
+step_executions = 5
+
+[[flows]]
+name = "many"
+[[flows.steps]]
+id = "each"
+type = "loop"
+count = 10
+[[flows.steps.steps]]
+id = "stop_inside"
+if = "index > 100"
+type = "stop"
+"#,
+    );
+    let run = rt().block_on(run_flow(&env, "many", Value::Null));
+    assert_eq!(run.run.status, Status::Failed);
+    let error = run.run.error.unwrap();
+    assert!(
+        error.contains("iteration 4 failed")
+            && error.contains("limit of 5 step executions (`step_executions`, `[limits]` of"),
+        "{error}"
+    );
+}

@@ -350,10 +350,19 @@ impl<'c> FlowChecker<'c> {
 
     /// Reports fields that belong to another kind of step.
     fn misplaced_fields(&mut self, step: &StepSpec, kind: &str, at: &[String]) {
-        let fields: [(&str, bool, &[&str]); 15] = [
+        let limits = &step.limits;
+        let fields: [(&str, bool, &[&str]); 16] = [
             ("inputs", !step.inputs.is_empty(), &["plugin", "call"]),
             ("credential", step.credential.is_some(), &["plugin"]),
             ("retry", step.retry.is_some(), &["plugin"]),
+            (
+                "timeout` or `limits",
+                step.timeout.is_some()
+                    || limits.time.is_some()
+                    || limits.memory.is_some()
+                    || limits.output.is_some(),
+                &["plugin"],
+            ),
             ("branches", !step.branches.is_empty(), &["branch"]),
             ("items", step.items.is_some(), &["loop"]),
             ("count", step.count.is_some(), &["loop"]),
@@ -383,7 +392,9 @@ impl<'c> FlowChecker<'c> {
                     .map(|k| format!("`{k}`"))
                     .collect::<Vec<_>>()
                     .join(" and ");
-                let why = if kinds == ["plugin"] {
+                let why = if field.starts_with("timeout") {
+                    " (put it on the plugin steps inside; `run_time` in the integration's `[limits]` bounds a whole run)".to_string()
+                } else if kinds == ["plugin"] {
                     " (put it on the plugin steps inside)".to_string()
                 } else {
                     String::new()
