@@ -23,6 +23,10 @@ use weft::runner::{RunRequest, Runner};
 use weft::store::{Durability, SledStore, Status};
 use weft_model::workspace::Workspace;
 
+/// The allocator the `weft` binary uses, so that memory is measured as it would be there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn rss_kib() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: u64 = statm
@@ -52,7 +56,11 @@ iterations = 100000
 step_executions = 200000
 "#,
     );
-    for (name, count) in [("loop-1k", 1_000), ("loop-10k", 10_000), ("loop-100k", 100_000)] {
+    for (name, count) in [
+        ("loop-1k", 1_000),
+        ("loop-10k", 10_000),
+        ("loop-100k", 100_000),
+    ] {
         integration.push_str(&format!(
             "[[flows]]\nname = \"{name}\"\n[[flows.steps]]\nid = \"each\"\ntype = \"loop\"\ncount = {count}\n[[flows.steps.steps]]\nid = \"path_helper\"\nplugin = \"path-helper\"\n"
         ));

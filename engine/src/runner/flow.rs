@@ -33,8 +33,9 @@ pub(super) type Finished = (Outcome, HashMap<String, StepValue>);
 
 /// How a scope's steps ended.
 pub(super) enum Outcome {
-    /// Every step ran (or was skipped); the result of the last one, `null` if it had none.
-    Done(Json, Option<Val>),
+    /// Every step ran (or was skipped); the id of the last one, if it gave a value (its value
+    /// is in the results that come with the outcome).
+    Done(Option<String>),
     /// A `stop` step ended the run.
     Stopped(Stopped),
     /// A step failed and its `on_error` is `fail`.
@@ -99,22 +100,22 @@ impl Exec<'_> {
         top: bool,
     ) -> Boxed<'b, Result<Finished, RunError>> {
         Box::pin(async move {
-            let mut last = (Json::Null, None);
+            let mut last = None;
             for (index, step) in steps.iter().enumerate() {
                 let ends_run = top && index + 1 == steps.len();
                 match self.step(step, &scope, ends_run).await? {
                     Ended::Value(value) => {
-                        last = (as_json(&value.value), Some(value.value.clone()));
+                        last = Some(step.id.clone());
                         scope.results.insert(step.id.clone(), value);
                     }
-                    Ended::Continued => last = (Json::Null, None),
+                    Ended::Continued => last = None,
                     Ended::Stopped(stopped) => {
                         return Ok((Outcome::Stopped(stopped), scope.results));
                     }
                     Ended::Failed(message) => return Ok((Outcome::Failed(message), scope.results)),
                 }
             }
-            Ok((Outcome::Done(last.0, last.1), scope.results))
+            Ok((Outcome::Done(last), scope.results))
         })
     }
 
@@ -126,8 +127,10 @@ impl Exec<'_> {
         ends_run: bool,
     ) -> Boxed<'b, Result<Ended, RunError>> {
         Box::pin(async move {
-            let path = step_path(&scope.frames, &step.id);
-            if let Some(recorded) = self.memo.get(&path) {
+            // Only a resumed run has records to find; the path is built only then.
+            if !self.memo.is_empty()
+                && let Some(recorded) = self.memo.get(&step_path(&scope.frames, &step.id))
+            {
                 return self.recorded(step, recorded);
             }
             let mut record = StepRecord {
@@ -357,32 +360,29 @@ impl Exec<'_> {
             branch: Some(branch.name.clone()),
         };
         let detail = Some(json!({ "branch": branch.name }));
-        Ok(
-            match self
-                .block(&branch.steps, scope.child(frame, None), false)
-                .await?
-                .0
-            {
-                Outcome::Done(_, last) => Produced {
-                    value: Ok(StepValue {
-                        value: last.unwrap_or(Val::Json(Json::Null)),
-                        detail,
-                    }),
-                    stopped: None,
-                },
-                Outcome::Stopped(stopped) => Produced {
-                    value: Ok(StepValue {
-                        value: Val::Json(Json::Null),
-                        detail,
-                    }),
-                    stopped: Some(stopped),
-                },
-                Outcome::Failed(message) => Produced {
-                    value: Err(message),
-                    stopped: None,
-                },
+        let (outcome, mut results) = self
+            .block(&branch.steps, scope.child(frame, None), false)
+            .await?;
+        Ok(match outcome {
+            Outcome::Done(last) => Produced {
+                value: Ok(StepValue {
+                    value: take_value(&mut results, last),
+                    detail,
+                }),
+                stopped: None,
             },
-        )
+            Outcome::Stopped(stopped) => Produced {
+                value: Ok(StepValue {
+                    value: Val::Json(Json::Null),
+                    detail,
+                }),
+                stopped: Some(stopped),
+            },
+            Outcome::Failed(message) => Produced {
+                value: Err(message),
+                stopped: None,
+            },
+        })
     }
 
     fn stop(&self, step: &Step, stop: &Stop, scope: &Scope) -> Produced {
@@ -485,9 +485,10 @@ impl Exec<'_> {
             branch: None,
         };
         let called = scope.called(frame, Json::Object(trigger));
-        Ok(match self.block(&flow.steps, called, false).await?.0 {
-            Outcome::Done(_, last) => Produced {
-                value: Ok(StepValue::plain(last.unwrap_or(Val::Json(Json::Null)))),
+        let (outcome, mut results) = self.block(&flow.steps, called, false).await?;
+        Ok(match outcome {
+            Outcome::Done(last) => Produced {
+                value: Ok(StepValue::plain(take_value(&mut results, last))),
                 stopped: None,
             },
             // A stop in a called flow ends that flow: its result is the call's.
@@ -515,4 +516,10 @@ impl Exec<'_> {
             )),
         })
     }
+}
+
+/// The value of step `last` taken out of a scope's `results` (`null` when no step gave one).
+pub(super) fn take_value(results: &mut HashMap<String, StepValue>, last: Option<String>) -> Val {
+    last.and_then(|id| results.remove(&id))
+        .map_or(Val::Json(Json::Null), |v| v.value)
 }

@@ -6,6 +6,7 @@
 //! that just ended as `previous`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde_json::{Value as Json, json};
@@ -105,7 +106,7 @@ impl Exec<'_> {
             failure: None,
             stopped: None,
         };
-        let mut previous = Json::Null;
+        let mut previous: Option<Arc<HashMap<String, StepValue>>> = None;
         let mut index: u64 = 0;
         let mut items = items.map(Vec::into_iter);
         loop {
@@ -137,9 +138,8 @@ impl Exec<'_> {
                 }
             }
             let (outcome, results) = self.block(&spec.steps, iteration, false).await?;
-            let ended = results_json(&results);
             let result = match outcome {
-                Outcome::Done(result, _) => result,
+                Outcome::Done(last) => last_json(&results, last),
                 Outcome::Stopped(stopped) => {
                     out.stopped = Some(stopped);
                     break;
@@ -159,7 +159,7 @@ impl Exec<'_> {
                 },
             };
             out.results.push(result);
-            previous = ended;
+            previous = Some(Arc::new(results));
             if let (Some(condition), Some(item)) = (&spec.break_if, item_for_break) {
                 let ended = self.iteration_scope(step, spec, scope, item, index, previous.clone());
                 match ended.decide(condition) {
@@ -197,29 +197,29 @@ impl Exec<'_> {
                 let Some((index, item)) = pending.next() else {
                     break;
                 };
-                let iteration =
-                    self.iteration_scope(step, spec, scope, item, index as u64, Json::Null);
+                let iteration = self.iteration_scope(step, spec, scope, item, index as u64, None);
                 running.push(async move {
-                    (
-                        index,
-                        self.block(&spec.steps, iteration, false)
-                            .await
-                            .map(|(outcome, _)| outcome),
-                    )
+                    // Only the last step's result is kept: the iteration's scope ends here.
+                    let finished = self.block(&spec.steps, iteration, false).await;
+                    let finished = finished.map(|(outcome, results)| match outcome {
+                        Outcome::Done(last) => (Outcome::Done(None), last_json(&results, last)),
+                        other => (other, Json::Null),
+                    });
+                    (index, finished)
                 });
             }
             let Some((index, outcome)) = running.next().await else {
                 break;
             };
             match outcome? {
-                Outcome::Done(result, _) => results[index] = result,
-                Outcome::Stopped(stop) => {
+                (Outcome::Done(_), result) => results[index] = result,
+                (Outcome::Stopped(stop), _) => {
                     halted = true;
                     if stopped.as_ref().is_none_or(|(i, _)| index < *i) {
                         stopped = Some((index, stop));
                     }
                 }
-                Outcome::Failed(message) => {
+                (Outcome::Failed(message), _) => {
                     if spec.on_item_error == OnItemError::Fail {
                         halted = true;
                     }
@@ -257,7 +257,7 @@ impl Exec<'_> {
         scope: &'b Scope<'b>,
         item: Json,
         index: u64,
-        previous: Json,
+        previous: Option<Arc<HashMap<String, StepValue>>>,
     ) -> Scope<'b> {
         scope.child(
             Frame {
@@ -275,14 +275,10 @@ impl Exec<'_> {
     }
 }
 
-/// What an iteration's steps gave, as `previous` shows it: their results by step id.
-fn results_json(results: &HashMap<String, StepValue>) -> Json {
-    Json::Object(
-        results
-            .iter()
-            .map(|(id, value)| (id.clone(), as_json(&value.value)))
-            .collect(),
-    )
+/// The result of an iteration: its last step's, as JSON (`null` when it gave none).
+fn last_json(results: &HashMap<String, StepValue>, last: Option<String>) -> Json {
+    last.and_then(|id| results.get(&id))
+        .map_or(Json::Null, |v| as_json(&v.value))
 }
 
 /// What kind of JSON value `value` is, for messages.

@@ -470,9 +470,9 @@ impl Runner {
                             deadline: integration.limits.run_time.map(|t| started + t),
                         };
                         let scope = Scope::flow(&roots, run.trigger.clone(), HashMap::new());
-                        let (outcome, _) = exec.block(&flow.steps, scope, true).await?;
+                        let (outcome, mut results) = exec.block(&flow.steps, scope, true).await?;
                         let continued = exec.continued.load(std::sync::atomic::Ordering::Relaxed);
-                        end_run(&mut run, outcome, continued, &redactor);
+                        end_run(&mut run, outcome, &mut results, continued, &redactor);
                     }
                 }
             }
@@ -485,15 +485,23 @@ impl Runner {
 }
 
 /// Sets how `run` ended from how its flow's steps did.
-fn end_run(run: &mut RunRecord, outcome: Outcome, continued: bool, redactor: &Redactor) {
+fn end_run(
+    run: &mut RunRecord,
+    outcome: Outcome,
+    results: &mut HashMap<String, scope::StepValue>,
+    continued: bool,
+    redactor: &Redactor,
+) {
     match outcome {
-        Outcome::Done(_, last) => {
+        Outcome::Done(last) => {
             run.status = if continued {
                 Status::SucceededWithErrors
             } else {
                 Status::Succeeded
             };
-            run.result = last.map(|v| context::redact_value(&v, redactor));
+            run.result = last
+                .and_then(|id| results.remove(&id))
+                .map(|v| context::redact_value(&v.value, redactor));
         }
         Outcome::Stopped(stopped) => {
             run.stopped_by = Some(stopped.step.clone());

@@ -3,6 +3,7 @@
 //! the loops around it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_json::{Map, Value as Json, json};
 use weft_model::condition::Condition;
@@ -38,8 +39,8 @@ impl StepValue {
 pub(super) struct LoopVars {
     pub(super) item: Json,
     pub(super) index: u64,
-    /// The results of the iteration before, by step id (`null` for the first).
-    pub(super) previous: Json,
+    /// What the steps of the iteration before gave, by step id (`None` for the first).
+    pub(super) previous: Option<Arc<HashMap<String, StepValue>>>,
     /// The loop's `as` name.
     pub(super) alias: Option<String>,
 }
@@ -148,7 +149,22 @@ impl<'p> Scope<'p> {
                 let value = match path.segments.first() {
                     Some(Segment::Key(k)) if k == "item" => current.item.clone(),
                     Some(Segment::Key(k)) if k == "index" => json!(current.index),
-                    Some(Segment::Key(k)) if k == "previous" => current.previous.clone(),
+                    Some(Segment::Key(k)) if k == "previous" => {
+                        // Only the step the reference names is turned into JSON.
+                        if let (Some(previous), Some(Segment::Key(id))) =
+                            (&current.previous, path.segments.get(1))
+                        {
+                            let step = previous.get(id).ok_or_else(|| {
+                                RenderError(format!(
+                                    "`{path}`: the iteration before has no result of step `{id}`"
+                                ))
+                            })?;
+                            let value = as_json(&step.value);
+                            return walk(&value, path, &path.segments[2..])
+                                .map(|v| Val::Json(v.clone()));
+                        }
+                        current.previous.as_deref().map_or(Json::Null, results_json)
+                    }
                     _ => {
                         return Err(RenderError(format!(
                             "`{path}`: a loop has `item`, `index` and `previous`"
@@ -234,7 +250,8 @@ impl<'p> Scope<'p> {
                 "index" => self.current_loop().map_or(Json::Null, |l| json!(l.index)),
                 "previous" => self
                     .current_loop()
-                    .map_or(Json::Null, |l| l.previous.clone()),
+                    .and_then(|l| l.previous.as_deref())
+                    .map_or(Json::Null, results_json),
                 alias => match self.alias(alias) {
                     Some(named) => named.item.clone(),
                     None => continue,
@@ -245,6 +262,16 @@ impl<'p> Scope<'p> {
         let bound: Vec<(&str, &Json)> = values.iter().map(|(k, v)| (k.as_str(), v)).collect();
         condition.decide(&bound)
     }
+}
+
+/// What a scope's steps gave, as `previous` shows it: their results by step id.
+pub(super) fn results_json(results: &HashMap<String, StepValue>) -> Json {
+    Json::Object(
+        results
+            .iter()
+            .map(|(id, value)| (id.clone(), as_json(&value.value)))
+            .collect(),
+    )
 }
 
 /// A value as conditions see it: binary values as their type and size.
