@@ -11,12 +11,15 @@
 //!
 //! `cargo bench -p weft --bench loops` (set `WEFT_BENCH_ROUNDS` for a shorter or longer run).
 
+#[path = "common/memory.rs"]
+mod memory;
 #[path = "common/samples.rs"]
 mod samples;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use memory::rss_kib;
 use samples::Samples;
 use weft::plugin::{HostOptions, PluginHost};
 use weft::runner::{RunRequest, Runner};
@@ -26,16 +29,6 @@ use weft_model::workspace::Workspace;
 /// The allocator the `weft` binary uses, so that memory is measured as it would be there.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn rss_kib() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4
-}
 
 /// When each step record was acknowledged, and whether it was inside flow control.
 type Marks = Arc<Mutex<Vec<(Instant, bool)>>>;

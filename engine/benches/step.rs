@@ -14,6 +14,8 @@
 //!
 //! `cargo bench -p weft --bench step` (set `WEFT_BENCH_ROUNDS` for a shorter or longer run).
 
+#[path = "common/memory.rs"]
+mod memory;
 #[path = "common/samples.rs"]
 mod samples;
 
@@ -22,6 +24,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
 
+use memory::rss_kib;
 use samples::Samples;
 use weft::host::config::ConfigVars;
 use weft::plugin::{HostOptions, PluginHost, StepCall};
@@ -40,16 +43,6 @@ fn native_path_helper(vars: &BTreeMap<String, String>) -> String {
         "s3ObjectPath": format!("{customer}.png"),
     })
     .to_string()
-}
-
-fn rss_kib() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4
 }
 
 fn main() -> anyhow::Result<()> {

@@ -137,11 +137,14 @@ pub struct Frame {
     pub branch: Option<String>,
 }
 
-/// The key of a step execution in its run: the frames around it and its id, like
-/// `contacts[17]/exists:update/save`. Two executions of a run never share one.
-pub fn step_path(scope: &[Frame], id: &str) -> String {
+/// Where a scope is, as text: its frames joined by `/`, each `step`, `step[iteration]` or
+/// `step:branch` (`pages[1]/contacts[17]/upsert:create`); empty for the flow's own steps.
+pub fn scope_path(scope: &[Frame]) -> String {
     let mut out = String::new();
-    for frame in scope {
+    for (n, frame) in scope.iter().enumerate() {
+        if n > 0 {
+            out.push('/');
+        }
         out.push_str(&frame.step);
         if let Some(i) = frame.iteration {
             out.push_str(&format!("[{i}]"));
@@ -150,10 +153,17 @@ pub fn step_path(scope: &[Frame], id: &str) -> String {
             out.push(':');
             out.push_str(b);
         }
-        out.push('/');
     }
-    out.push_str(id);
     out
+}
+
+/// The key of a step execution in its run: [`scope_path`] and the step's id, like
+/// `contacts[17]/upsert:create/create`. Two executions of a run never share one.
+pub fn step_path(scope: &[Frame], id: &str) -> String {
+    if scope.is_empty() {
+        return id.to_string();
+    }
+    format!("{}/{id}", scope_path(scope))
 }
 
 /// One step of a run.

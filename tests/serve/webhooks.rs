@@ -352,4 +352,21 @@ result = { status = 201, body = { ok = "{{ trigger.body.email }}" } }
             .contains("the request has no email"),
         "{refused_run:#}"
     );
+
+    // Its steps a place at a time: the flow's own, then those inside the branch that ran.
+    let id = refused_run["id"].as_str().unwrap();
+    let top = served
+        .get(&format!("/api/v1/runs/{id}?within="), &admin_token())
+        .json();
+    assert_eq!(top["steps_total"], 1, "{top:#}");
+    assert_eq!(top["steps"][0]["id"], "check");
+    assert_eq!(top["steps"][0]["detail"]["branch"], "refuse");
+    let inside = served
+        .get(
+            &format!("/api/v1/runs/{id}?within=check:refuse&limit=1"),
+            &admin_token(),
+        )
+        .json();
+    assert_eq!(inside["steps"][0]["id"], "refused", "{inside:#}");
+    assert_eq!(inside["steps"][0]["scope"][0]["branch"], "refuse");
 }

@@ -6,6 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
+use weft_model::records::scope_path;
 
 use crate::auth::Principal;
 use crate::store::{RunFilter, RunStore, Status};
@@ -70,6 +71,8 @@ pub(in crate::serve) fn accepted(run_id: &str) -> Response {
 const DEFAULT_LIMIT: usize = 100;
 /// The most runs one listing returns.
 const MAX_LIMIT: usize = 1000;
+/// The largest `offset` into a run's steps (as the API document says).
+const MAX_OFFSET: usize = 1_000_000_000;
 
 #[derive(Debug, Deserialize)]
 pub(in crate::serve) struct RunsQuery {
@@ -123,17 +126,51 @@ pub(in crate::serve) async fn runs(
     ok(serde_json::to_value(runs).map_err(ApiError::internal)?)
 }
 
+/// Which of a run's step records `GET /runs/{run}` returns: all of them (the default), or,
+/// for large loops, those directly inside one place (`within`, a [`scope_path`]: `""` for the
+/// flow's own steps, `pages[1]` for iteration 1 of loop `pages`), a page at a time.
+#[derive(Debug, Deserialize)]
+pub(in crate::serve) struct RunQuery {
+    within: Option<String>,
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
 pub(in crate::serve) async fn run(
     State(server): State<Server>,
     principal: Principal,
     ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<RunQuery>,
 ) -> ApiResult {
-    let run = server
+    let mut run = server
         .inner
         .store
         .get_run(&id)
         .map_err(ApiError::internal)?
         .filter(|r| sees(&principal, &r.run.customer))
         .ok_or_else(|| ApiError::not_found(format!("no run `{id}`")))?;
-    ok(serde_json::to_value(&run).map_err(ApiError::internal)?)
+    if query.within.is_none() && query.offset.is_none() && query.limit.is_none() {
+        return ok(serde_json::to_value(&run).map_err(ApiError::internal)?);
+    }
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "`limit` must be from 1 to {MAX_LIMIT}"
+        )));
+    }
+    if let Some(within) = &query.within {
+        run.steps.retain(|s| scope_path(&s.scope) == *within);
+    }
+    let offset = query.offset.unwrap_or(0);
+    if offset > MAX_OFFSET {
+        return Err(ApiError::bad_request(format!(
+            "`offset` must be from 0 to {MAX_OFFSET}"
+        )));
+    }
+    let total = run.steps.len();
+    let offset = offset.min(total);
+    run.steps = run.steps.drain(offset..).take(limit).collect();
+    let mut body = serde_json::to_value(&run).map_err(ApiError::internal)?;
+    body["steps_total"] = json!(total);
+    ok(body)
 }
