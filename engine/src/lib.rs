@@ -67,7 +67,7 @@
 
 pub use weft_model as model;
 
-pub mod auth;
+pub use weft_model::auth;
 pub mod build;
 #[cfg(feature = "demo")]
 pub mod demo;

@@ -1,7 +1,8 @@
 //! Weft's model: everything about an integration that can be known without running it.
 //!
 //! Layers, bottom to top; each module imports only the ones above it in this list:
-//! - **core**: [`value`] (values between steps), [`limits`] (limits and units), [`redact`];
+//! - **core**: [`value`] (values between steps), [`limits`] (limits and units), [`redact`],
+//!   [`auth`] (verifying apps' workspace JWTs and HMAC user hashes);
 //! - **grants**: [`grants`] (HTTP and S3 grants, host patterns, the address policy);
 //! - **model**: [`credential`] and [`spec`] (what the files say), [`template`], [`condition`]
 //!   and [`control`] (flow control), [`manifest`]
@@ -11,10 +12,11 @@
 //!   may answer it with).
 //!
 //! The crate has no runtime: no wasmtime, tokio, sled or AWS SDK. The engine (`weft`) runs
-//! what this crate describes.
+//! what this crate describes; what is here can be tested and fuzzed without it.
 
 #![deny(missing_docs)]
 
+pub mod auth;
 pub mod limits;
 pub mod redact;
 pub mod value;

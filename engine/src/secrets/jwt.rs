@@ -35,10 +35,7 @@ pub fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
     })
 }
 
-/// Whether `alg` signs with a shared secret rather than a private key.
-pub fn is_hmac(alg: Algorithm) -> bool {
-    matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
-}
+pub use weft_model::auth::is_hmac;
 
 /// Turns a key pasted with literal `\n` sequences (as in a web form or an env var) back into a
 /// PEM document, and says clearly when it is not PEM at all.

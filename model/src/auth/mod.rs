@@ -70,6 +70,11 @@ fn fail(code: &'static str, message: impl Into<String>) -> AuthError {
     }
 }
 
+/// Whether `alg` is an HMAC algorithm (signed and verified with a shared secret).
+pub fn is_hmac(alg: Algorithm) -> bool {
+    matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
+}
+
 /// How a workspace verifies tokens and user hashes.
 #[derive(Clone)]
 pub struct AuthConfig {
@@ -110,7 +115,7 @@ impl AuthConfig {
             return Err("allow at least one algorithm".into());
         }
         for alg in algorithms {
-            if !crate::secrets::jwt::is_hmac(*alg) {
+            if !is_hmac(*alg) {
                 return Err(format!(
                     "{alg:?} needs a public key, not a secret; a workspace secret signs HS256, HS384 or HS512"
                 ));
@@ -259,11 +264,7 @@ impl AuthConfig {
         }
         // The key follows from the configuration, never from the token: an HMAC algorithm is
         // only ever checked with the secret, a public-key one only with the public key.
-        let key = match (
-            crate::secrets::jwt::is_hmac(alg),
-            &self.secret,
-            &self.public_key,
-        ) {
+        let key = match (is_hmac(alg), &self.secret, &self.public_key) {
             (true, Some(secret), _) => DecodingKey::from_secret(secret),
             (false, _, Some(key)) => key.clone(),
             _ => {
