@@ -42,8 +42,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the Pokemon Avatar Sync example end to end, offline: local stand-ins for the Pokemon
-    /// API and S3, both customers' instances, and where the avatars landed.
+    /// Run an example end to end, offline, against local stand-ins: Pokemon Avatar Sync (a
+    /// Pokemon API and S3; both customers' instances, and where the avatars landed) or Contacts
+    /// Sync (a contacts API and a CRM; what was created, updated and skipped).
     #[cfg(feature = "demo")]
     Demo {
         /// The example to run: `pokemon-avatar-sync` (the default) or `contacts-sync`.
