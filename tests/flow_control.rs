@@ -765,3 +765,74 @@ type = "stop"
         "{error}"
     );
 }
+
+#[test]
+fn every_step_record_is_acknowledged_once_whatever_ends_the_run() {
+    let server = TestServer::start();
+    let base = server.url("");
+    let env = workspace(
+        &server,
+        &format!(
+            r#"
+[[flows]]
+name = "mixed"
+[[flows.steps]]
+id = "each"
+type = "loop"
+items = "{{{{ trigger.codes }}}}"
+on_item_error = "continue"
+[[flows.steps.steps]]
+id = "call"
+plugin = "http-request"
+inputs = {{ url = "{base}/status/{{{{ loop.item }}}}" }}
+[[flows.steps.steps]]
+id = "early"
+if = "item == 201"
+type = "stop"
+result = "stopped at 201"
+"#
+        ),
+    );
+    for (codes, ends) in [
+        ("[200, 500, 200]", "succeeded_with_errors"),
+        ("[200, 500, 201, 200]", "succeeded_with_errors"),
+    ] {
+        let trigger = format!(r#"{{"codes": {codes}}}"#);
+        let out = env.weft(&[
+            "run",
+            "weft.toml",
+            "-i",
+            "acme-test",
+            "-f",
+            "mixed",
+            "--trigger",
+            &trigger,
+            "--events",
+        ]);
+        let events: Vec<Value> = out
+            .stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e["event"] == "step_recorded")
+            .collect();
+        let run_id = events[0]["run"].as_str().unwrap().to_string();
+        let stored = env.weft(&["runs", "show", &run_id, "-w", "weft.toml", "--json"]);
+        let stored: Value = serde_json::from_str(&stored.stdout).expect("JSON");
+        assert_eq!(stored["status"], ends, "{stored:#}");
+        let mut acknowledged: Vec<u64> = events
+            .iter()
+            .map(|e| e["step"]["index"].as_u64().unwrap())
+            .collect();
+        acknowledged.sort_unstable();
+        let records: Vec<u64> = stored["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["index"].as_u64().unwrap())
+            .collect();
+        assert_eq!(
+            acknowledged, records,
+            "each record acknowledged exactly once ({codes})"
+        );
+    }
+}

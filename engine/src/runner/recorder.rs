@@ -73,7 +73,7 @@ impl<'r> Recorder<'r> {
     }
 
     /// Records `record`, a step that just ended, with the binary values it produced and the
-    /// state it wrote; `ends_run` when it is the last of the run.
+    /// state it wrote; `ends_run` when the run ends with it.
     pub(super) async fn step_ended(
         &self,
         run: &RunRecord,
@@ -84,9 +84,13 @@ impl<'r> Recorder<'r> {
     ) -> Result<(), RunError> {
         let runner = self.runner;
         let store = &runner.store;
-        // Acknowledged now rather than with the run's final record.
+        // The last of the flow's own steps waits for the run's final record, whose flush makes
+        // both durable; any other step is acknowledged now. (A step inside flow control is
+        // acknowledged on its own even when it ends the run: the final flush acknowledges the
+        // flow's own last step only.)
+        let deferred = ends_run && record.scope.is_empty();
         let acknowledged =
-            !ends_run && (runner.durability == Durability::Step || runner.observer.is_some());
+            !deferred && (runner.durability == Durability::Step || runner.observer.is_some());
         let for_observer = {
             let mut state = self.lock();
             record.index = state.next_index;
@@ -114,7 +118,7 @@ impl<'r> Recorder<'r> {
                 // their content, so an unreferenced one costs only space until pruned).
                 store.put_blobs(blobs).map_err(RunError::Store)?;
             }
-            if ends_run {
+            if deferred {
                 // The run's own record follows at once; one flush after it covers both, and
                 // the step is acknowledged then (see `run_ended`).
                 state.deferred_ack = true;
