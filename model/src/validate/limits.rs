@@ -3,8 +3,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::control::FlowLimits;
 use crate::limits::{Bytes, Human, StepLimits, parse_duration, parse_size};
-use crate::spec::{RetrySpec, StepSpec, WorkspaceFile};
+use crate::spec::{FlowLimitsSpec, RetrySpec, StepSpec, WorkspaceFile};
 use crate::workspace::RetryPolicy;
 
 use super::Report;
@@ -162,5 +163,114 @@ pub(super) fn check_limits(
             );
         }
     }
+    limits
+}
+
+/// The integration's flow-control limits: its `[limits]` over the engine's defaults, each
+/// at most what the workspace's `[limits]` allows.
+pub(super) fn check_flow_limits(
+    own: &FlowLimitsSpec,
+    cap: &FlowLimitsSpec,
+    path: &Path,
+    report: &mut Report,
+) -> FlowLimits {
+    let mut limits = FlowLimits::default();
+    let mut take = |name: &str, own: Option<u64>, cap: Option<u64>, default: u64| -> u64 {
+        match (own, cap) {
+            (Some(0), _) => {
+                report.add(
+                    path,
+                    &[format!("field `limits.{name}`")],
+                    "write a number above 0",
+                );
+                default
+            }
+            (Some(own), Some(cap)) if own > cap => {
+                report.add(
+                    path,
+                    &[format!("field `limits.{name}`")],
+                    format!(
+                        "{own} is more than the workspace allows, {cap} (`[limits] {name}` in the workspace file)"
+                    ),
+                );
+                cap
+            }
+            (Some(own), _) => own,
+            (None, Some(cap)) => default.min(cap),
+            (None, None) => default,
+        }
+    };
+    limits.iterations = take(
+        "iterations",
+        own.iterations,
+        cap.iterations,
+        limits.iterations,
+    );
+    limits.step_executions = take(
+        "step_executions",
+        own.step_executions,
+        cap.step_executions,
+        limits.step_executions,
+    );
+    limits.depth = take(
+        "depth",
+        own.depth.map(u64::from),
+        cap.depth.map(u64::from),
+        limits.depth.into(),
+    ) as u32;
+    limits.call_depth = take(
+        "call_depth",
+        own.call_depth.map(u64::from),
+        cap.call_depth.map(u64::from),
+        limits.call_depth.into(),
+    ) as u32;
+    let duration = |text: &Option<String>, report: &mut Report, field: &str| {
+        text.as_deref().and_then(|t| match parse_duration(t) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                report.add(path, &[field.to_string()], e);
+                None
+            }
+        })
+    };
+    let own_time = duration(&own.run_time, report, "field `limits.run_time`");
+    let cap_time = duration(
+        &cap.run_time,
+        report,
+        "field `limits.run_time` of the workspace",
+    );
+    limits.run_time = match (own_time, cap_time) {
+        (Some(o), Some(c)) if o > c => {
+            report.add(
+                path,
+                &["field `limits.run_time`".to_string()],
+                format!(
+                    "{} is more than the workspace allows, {} (`[limits] run_time` in the workspace file)",
+                    crate::limits::Human(o),
+                    crate::limits::Human(c)
+                ),
+            );
+            Some(c)
+        }
+        (Some(o), _) => Some(o),
+        (None, c) => c,
+    };
+    limits.set_in = if own.iterations.is_some()
+        || own.step_executions.is_some()
+        || own.depth.is_some()
+        || own.call_depth.is_some()
+        || own.run_time.is_some()
+    {
+        format!("`[limits]` of `{}`", path.display())
+    } else if cap.iterations.is_some()
+        || cap.step_executions.is_some()
+        || cap.depth.is_some()
+        || cap.call_depth.is_some()
+        || cap.run_time.is_some()
+    {
+        "the engine's default, capped by the workspace's `[limits]`".into()
+    } else {
+        "the engine's default".into()
+    };
     limits
 }
