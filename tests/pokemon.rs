@@ -322,3 +322,51 @@ fn an_s3_step_needs_an_api_key_secret_credential() {
         "{error}"
     );
 }
+
+#[test]
+fn the_example_runs_on_a_postgres_store_applied_and_recorded_there() {
+    let (env, stand_ins) = pokemon_example();
+    let db = weft_tests::postgres::TestDatabase::new();
+    let on_db = [("WEFT_STORE", db.url())];
+    let out = env.weft_with(&["apply", "weft.toml"], &on_db, None);
+    assert!(out.success, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("***"),
+        "the URL is shown without its password: {}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("weft:weft@"), "{}", out.stdout);
+    // From the store alone: the workspace, versions and instances were applied to it.
+    for instance in [SMITH, FTL] {
+        let out = env.weft_with(&["run", "--instance", instance], &on_db, None);
+        assert!(out.success, "{instance}: {}\n{}", out.stdout, out.stderr);
+    }
+    let (bytes, _) = stand_ins.get_object(BUCKET, "FTL Rockets.png");
+    assert_eq!(bytes, png("onix"));
+
+    assert_eq!(
+        db.query("SELECT status || ' ' || count(*) FROM weft_runs GROUP BY status"),
+        vec!["succeeded 2"]
+    );
+    assert_eq!(
+        db.query(
+            "SELECT string_agg(convert_from(s.record, 'UTF8')::json ->> 'id', ',' ORDER BY s.idx) \
+             FROM weft_steps s JOIN weft_runs r ON r.id = s.run_id WHERE r.instance = 'ftl-rockets-avatar-sync'"
+        ),
+        vec!["path_helper,get_pokemon_data,get_pokemon_avatar,save_avatar"]
+    );
+    // The avatar the step fetched is kept once, by its SHA-256, and referenced by its run.
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(png("onix")));
+    assert_eq!(
+        db.query(&format!(
+            "SELECT octet_length(b.data) || ' ' || count(r.run_id) FROM weft_blobs b \
+             JOIN weft_blob_refs r USING (sha256) WHERE b.sha256 = '{sha}' GROUP BY b.data"
+        )),
+        vec![format!("{} 1", png("onix").len())]
+    );
+    // And the CLI reads it back from there.
+    let out = env.weft_with(&["runs", "list", "--json"], &on_db, None);
+    assert!(out.success, "{}", out.stderr);
+    let listed: Vec<Value> = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(listed.len(), 2);
+}

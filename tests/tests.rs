@@ -13,4 +13,5 @@ mod pokemon;
 mod policy;
 mod runs;
 mod serve;
+mod store;
 mod validate;

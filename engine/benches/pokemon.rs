@@ -9,6 +9,9 @@
 //!   (fsync) before the next starts — the default durability.
 //! - `weft (background flush)`: the same, records flushed by sled in the background.
 //! - `weft (no records)`: the same with a store that keeps nothing, to show what recording costs.
+//! - `weft (PostgreSQL)`: the default durability on the PostgreSQL store (each step's record
+//!   committed before the next starts), when `WEFT_BENCH_POSTGRES` names a database URL (its
+//!   tables are created if missing; runs are added to it).
 //!
 //! Batches of each are interleaved so machine noise hits all alike; both sides talk to the
 //! same servers in the same process. Prints time per run (median, p99), runs per second and
@@ -30,7 +33,7 @@ use samples::Samples;
 use weft::demo::{self, StandIns};
 use weft::plugin::{HostOptions, PluginHost};
 use weft::runner::{RunRequest, Runner};
-use weft::store::{DiscardStore, Durability, SledStore, Status};
+use weft::store::{DiscardStore, Durability, PgStore, SledStore, Status};
 use weft_model::workspace::Workspace;
 
 const BATCH: usize = 25;
@@ -105,6 +108,13 @@ fn main() -> anyhow::Result<()> {
         Arc::new(SledStore::open(&dir.path().join("store-background"))?),
     )
     .with_durability(Durability::Background);
+    let on_postgres = match std::env::var("WEFT_BENCH_POSTGRES") {
+        Ok(url) => Some(Runner::new(host.clone(), Arc::new(PgStore::connect(&url)?))),
+        Err(_) => {
+            println!("(set WEFT_BENCH_POSTGRES=postgres://… to add the PostgreSQL store)\n");
+            None
+        }
+    };
     let unrecorded = Runner::new(host, Arc::new(DiscardStore));
     let native = Native {
         http: reqwest::Client::builder().no_proxy().build()?,
@@ -136,6 +146,7 @@ fn main() -> anyhow::Result<()> {
     let mut weft_t = Samples::new("weft run (recorded, fsync per step)");
     let mut background_t = Samples::new("weft run (recorded, background flush)");
     let mut bare_t = Samples::new("weft run (4 steps, no records)");
+    let mut postgres_t = Samples::new("weft run (PostgreSQL, commit per step)");
     rt.block_on(async {
         // Warm up: connections, compiled plugins, SDK clients.
         for _ in 0..10 {
@@ -148,6 +159,9 @@ fn main() -> anyhow::Result<()> {
             );
             unrecorded.run(request.clone()).await?;
             background.run(request.clone()).await?;
+            if let Some(runner) = &on_postgres {
+                runner.run(request.clone()).await?;
+            }
         }
         for _ in 0..rounds {
             for _ in 0..BATCH {
@@ -173,6 +187,13 @@ fn main() -> anyhow::Result<()> {
                 bare_t.times.push(t.elapsed());
                 anyhow::ensure!(run.run.status == Status::Succeeded, "{:?}", run.run.error);
             }
+            for _ in 0..if on_postgres.is_some() { BATCH } else { 0 } {
+                let runner = on_postgres.as_ref().expect("checked above");
+                let t = Instant::now();
+                let run = runner.run(request.clone()).await?;
+                postgres_t.times.push(t.elapsed());
+                anyhow::ensure!(run.run.status == Status::Succeeded, "{:?}", run.run.error);
+            }
         }
         anyhow::Ok(())
     })?;
@@ -187,7 +208,13 @@ fn main() -> anyhow::Result<()> {
         "{:<40} {:>10} {:>10} {:>9} {:>16}",
         "", "median", "p99", "runs/s", "median ÷ native"
     );
-    for s in [&mut native_t, &mut weft_t, &mut background_t, &mut bare_t] {
+    for s in [
+        &mut native_t,
+        &mut weft_t,
+        &mut background_t,
+        &mut bare_t,
+        &mut postgres_t,
+    ] {
         if s.times.is_empty() {
             continue;
         }

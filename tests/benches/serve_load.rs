@@ -35,7 +35,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use weft::plugin::{HostOptions, PluginHost};
 use weft::runner::Runner;
 use weft::serve::{ServeOptions, Server};
-use weft::store::{DiscardStore, Durability, RunFilter, RunStore, SledStore, Status};
+use weft::store::{DiscardStore, Durability, RunFilter, RunStore, SledStore, Status, Store};
 use weft_model::workspace::Workspace;
 
 /// Keep-alive connections of the load generator (`WEFT_BENCH_CONNECTIONS`, default 16).
@@ -240,7 +240,7 @@ fn main() -> anyhow::Result<()> {
         std::fs::write(dir.path().join("integration.toml"), INTEGRATION)?;
         let ws =
             Workspace::load(&dir.path().join("weft.toml")).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let store = Arc::new(SledStore::open(&dir.path().join(".weft"))?);
+        let store = Arc::new(Store::from(SledStore::open(&dir.path().join(".weft"))?));
         store.registry()?.apply(&ws, false)?;
         let runner = Runner::new(host.clone(), store.clone()).with_durability(durability);
         let server = Server::new(

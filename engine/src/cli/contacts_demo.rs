@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use weft::demo::contacts::{self, ContactStandIns};
 use weft::runner::{RunRequest, Runner};
-use weft::store::{RunStore, SledStore, Status};
+use weft::store::{RunStore, SledStore, Status, Store};
 use weft_model::limits::Human;
 use weft_model::value::RecordedValue;
 
@@ -48,7 +48,7 @@ async fn run(dir: &Path) -> anyhow::Result<ExitCode> {
     );
 
     let store_dir = dir.join("store");
-    let store = Arc::new(SledStore::open(&store_dir)?);
+    let store = Arc::new(Store::from(SledStore::open(&store_dir)?));
     let host = super::plugin_host(&store)?;
     let runner = Runner::new(host, store.clone());
     let instance = ws

@@ -13,13 +13,13 @@ use serde_json::json;
 use weft::host::http::{HttpClients, HttpContext, check_request};
 use weft::secrets;
 use weft::secrets::MasterKey;
-use weft::store::SledStore;
+use weft::store::Store;
 use weft::store::vault::Vault;
 use weft_model::credential::{CredentialSpec, Kind, Scope, TestRequest};
 use weft_model::grants::http::HttpGrant;
 use weft_model::grants::http::{AddressPolicy, HostPattern};
 
-use super::{load_workspace, runtime, store_dir};
+use super::{load_workspace, runtime, store_location};
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -106,7 +106,7 @@ fn scope(customer: Option<String>) -> Scope {
 /// The vault of the workspace's store, when a master key is configured; an error only when a
 /// key is configured but wrong or unreadable.
 pub fn open_vault_if_configured(
-    store: &SledStore,
+    store: &Store,
     workspace: &str,
 ) -> anyhow::Result<Option<Arc<Vault>>> {
     if std::env::var_os("WEFT_MASTER_KEY").is_none()
@@ -114,23 +114,23 @@ pub fn open_vault_if_configured(
     {
         return Ok(None);
     }
-    let key = MasterKey::from_env(store.path())?;
+    let key = MasterKey::from_env(store.local_dir())?;
     Ok(Some(Arc::new(Vault::open(store, workspace, key)?)))
 }
 
 fn open_vault(
-    store_override: Option<&Path>,
+    store_override: Option<&str>,
     workspace: &Path,
     ws_name: &str,
 ) -> anyhow::Result<Vault> {
-    let dir = store_dir(store_override, Some(workspace));
+    let location = store_location(store_override, Some(workspace));
     // Check the key before opening (and so creating) anything.
-    let key = MasterKey::from_env(&dir)?;
-    let store = SledStore::open(&dir)?;
+    let key = MasterKey::from_env(location.local_dir())?;
+    let store = Store::open(&location)?;
     Vault::open(&store, ws_name, key)
 }
 
-pub fn main(command: Command, store_override: Option<&Path>) -> anyhow::Result<ExitCode> {
+pub fn main(command: Command, store_override: Option<&str>) -> anyhow::Result<ExitCode> {
     match command {
         Command::NewKey => {
             println!("{}", MasterKey::generate());
@@ -303,9 +303,9 @@ pub fn main(command: Command, store_override: Option<&Path>) -> anyhow::Result<E
             allow_private,
         } => {
             let ws = load_workspace(&workspace)?;
-            let dir = store_dir(store_override, Some(&workspace));
-            let vault = if dir.join("db").exists() {
-                open_vault_if_configured(&SledStore::open(&dir)?, ws.name())?
+            let location = store_location(store_override, Some(&workspace));
+            let vault = if location.exists() {
+                open_vault_if_configured(&Store::open(&location)?, ws.name())?
             } else {
                 None
             };

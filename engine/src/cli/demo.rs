@@ -9,7 +9,7 @@ use anyhow::Context;
 
 use weft::demo::{self, PathHelper, StandIns};
 use weft::runner::{RunRequest, Runner};
-use weft::store::{RunStore, SledStore, Status};
+use weft::store::{RunStore, SledStore, Status, Store};
 use weft_model::limits::Human;
 use weft_model::value::RecordedValue;
 
@@ -89,7 +89,7 @@ async fn run(dir: &Path, path_helper: PathHelper) -> anyhow::Result<ExitCode> {
     }
 
     let store_dir = dir.join("store");
-    let store = Arc::new(SledStore::open(&store_dir)?);
+    let store = Arc::new(Store::from(SledStore::open(&store_dir)?));
     let host = super::plugin_host(&store)?;
     let runner = Runner::new(host, store.clone());
 

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use serde_json::Value as Json;
 
-use weft::store::SledStore;
+use weft::store::Store;
 use weft::store::registry::{ConfigLevel, Registry};
 
 /// Where the store is: `--workspace` (beside it) or the global `--store`.
@@ -133,44 +133,44 @@ pub enum Config {
     },
 }
 
-fn open(store: Option<&Path>, at: &Locate) -> anyhow::Result<(SledStore, Registry)> {
-    let dir = super::store_dir(store, at.workspace.as_deref());
-    if !dir.join("db").exists() {
+fn open(store: Option<&str>, at: &Locate) -> anyhow::Result<(Store, Registry)> {
+    let location = super::store_location(store, at.workspace.as_deref());
+    if !location.exists() {
         bail!(
-            "no store at `{}`; apply a workspace first with `weft apply weft.toml`, or pass `--workspace WEFT_TOML` or `--store DIR`",
-            dir.display()
+            "no store at `{}`; apply a workspace first with `weft apply weft.toml`, or pass `--workspace WEFT_TOML` or `--store DIR|URL`",
+            location.shown()
         );
     }
-    let store = SledStore::open(&dir)?;
+    let store = Store::open(&location)?;
     let registry = store.registry()?;
-    if registry.is_empty() {
+    if registry.is_empty()? {
         bail!(
             "nothing has been applied to the store at `{}`; run `weft apply weft.toml` first",
-            dir.display()
+            location.shown()
         );
     }
     Ok((store, registry))
 }
 
 /// `weft apply`.
-pub fn apply(store: Option<&Path>, workspace: &Path, upgrade: bool) -> anyhow::Result<ExitCode> {
+pub fn apply(store: Option<&str>, workspace: &Path, upgrade: bool) -> anyhow::Result<ExitCode> {
     let ws = super::load_workspace(workspace)?;
-    let dir = super::store_dir(store, Some(workspace));
-    let store = SledStore::open(&dir)?;
+    let location = super::store_location(store, Some(workspace));
+    let store = Store::open(&location)?;
     let registry = store.registry()?;
     let changes = registry.apply(&ws, upgrade)?;
     store.prune_webhook_tokens()?;
     if changes.is_empty() {
         println!(
             "The store at `{}` already matches `{}`; nothing changed.",
-            dir.display(),
+            location.shown(),
             workspace.display()
         );
     } else {
         println!(
             "Applied `{}` to the store at `{}`:",
             workspace.display(),
-            dir.display()
+            location.shown()
         );
         for change in &changes {
             println!("  {change}");
@@ -179,7 +179,7 @@ pub fn apply(store: Option<&Path>, workspace: &Path, upgrade: bool) -> anyhow::R
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn customers(store: Option<&Path>, command: Customers) -> anyhow::Result<ExitCode> {
+pub fn customers(store: Option<&str>, command: Customers) -> anyhow::Result<ExitCode> {
     match command {
         Customers::List { at, json } => {
             let (_, registry) = open(store, &at)?;
@@ -228,7 +228,7 @@ pub fn customers(store: Option<&Path>, command: Customers) -> anyhow::Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn instances(store: Option<&Path>, command: Instances) -> anyhow::Result<ExitCode> {
+pub fn instances(store: Option<&str>, command: Instances) -> anyhow::Result<ExitCode> {
     match command {
         Instances::List { at, json } => {
             let (_, registry) = open(store, &at)?;
@@ -331,7 +331,7 @@ pub fn instances(store: Option<&Path>, command: Instances) -> anyhow::Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn integrations(store: Option<&Path>, command: Integrations) -> anyhow::Result<ExitCode> {
+pub fn integrations(store: Option<&str>, command: Integrations) -> anyhow::Result<ExitCode> {
     match command {
         Integrations::List { at } => {
             let (_, registry) = open(store, &at)?;
@@ -357,7 +357,7 @@ pub fn integrations(store: Option<&Path>, command: Integrations) -> anyhow::Resu
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn config(store: Option<&Path>, command: Config) -> anyhow::Result<ExitCode> {
+pub fn config(store: Option<&str>, command: Config) -> anyhow::Result<ExitCode> {
     let (name, value, customer, instance, at) = match command {
         Config::Set {
             name,

@@ -11,6 +11,7 @@ mod output;
 mod plugins;
 mod replay;
 mod serve;
+mod store;
 
 use args::{parse_age, parse_durability, parse_status};
 use replay::again;
@@ -18,23 +19,28 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+pub(crate) use store::{
+    local_dir, migrate, open_existing_store, open_managed_store, open_store, plugin_host,
+    store_location,
+};
 use weft::model::records::now_ms;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
-use weft::plugin::{CompileCache, HostOptions, PluginHost};
 use weft::runner::{RunRequest, Runner};
-use weft::store::{Durability, RunFilter, RunStore, SledStore, Status};
+use weft::store::{Durability, RunFilter, RunStore, Status};
 use weft_model::workspace::Workspace;
 
 /// Weft runs integration flows whose steps are sandboxed WebAssembly components.
 #[derive(Debug, Parser)]
 #[command(name = "weft", version, about)]
 struct Cli {
-    /// The store directory (run records). Defaults to `.weft/` beside the workspace file.
-    #[arg(long, global = true, env = "WEFT_STORE", value_name = "DIR")]
-    store: Option<PathBuf>,
+    /// The store: a directory (the embedded store, for one process) or a PostgreSQL URL
+    /// (`postgres://user:password@host/database`, shared by any number of processes).
+    /// Defaults to `.weft/` beside the workspace file.
+    #[arg(long, global = true, env = "WEFT_STORE", value_name = "DIR|URL")]
+    store: Option<String>,
 
     #[command(subcommand)]
     command: Command,
@@ -109,6 +115,9 @@ enum Command {
         #[arg(long)]
         upgrade: bool,
     },
+    /// Bring a PostgreSQL store's schema up to date (every `weft` process also does so when it
+    /// opens the store; this does it on its own, before rolling out a new version).
+    Migrate,
     /// Inspect a plugin component, or print the policy entry to add it to a workspace.
     Plugins {
         #[command(subcommand)]
@@ -291,14 +300,14 @@ pub fn main() -> anyhow::Result<ExitCode> {
                 }
                 None => serde_json::Value::Null,
             };
-            let store_dir = store_dir(cli.store.as_deref(), workspace.as_deref());
+            let location = store_location(cli.store.as_deref(), workspace.as_deref());
             let (ws, store) = match &workspace {
                 Some(path) => {
                     let ws = load_workspace(path)?;
-                    (ws, Arc::new(open_store(&store_dir)?))
+                    (ws, Arc::new(open_store(&location)?))
                 }
                 None => {
-                    let store = Arc::new(open_managed_store(&store_dir)?);
+                    let store = Arc::new(open_managed_store(&location)?);
                     let ws = store.registry()?.workspace_for(&instance, None)?;
                     (ws, store)
                 }
@@ -336,7 +345,7 @@ pub fn main() -> anyhow::Result<ExitCode> {
             } else if json {
                 println!("{}", serde_json::to_string_pretty(&run)?);
             } else {
-                output::run_summary(&run, &store_dir, workspace.as_deref());
+                output::run_summary(&run, &location, workspace.as_deref());
             }
             Ok(exit_code(&run.run))
         }
@@ -344,6 +353,7 @@ pub fn main() -> anyhow::Result<ExitCode> {
             manage::apply(cli.store.as_deref(), &workspace, upgrade)
         }
         Command::Build { source, output } => plugins::build(&source, output.as_deref()),
+        Command::Migrate => migrate(cli.store.as_deref()),
         Command::Serve {
             workspace,
             listen,
@@ -420,7 +430,7 @@ pub fn main() -> anyhow::Result<ExitCode> {
                     "Pruned {} run(s) and {} stored binary value(s) from {}.",
                     pruned.runs,
                     pruned.blobs,
-                    store.path().display()
+                    store.shown()
                 );
                 Ok(ExitCode::SUCCESS)
             }
@@ -461,7 +471,7 @@ pub fn main() -> anyhow::Result<ExitCode> {
                 let Some(run) = store.get_run(&run_id)? else {
                     bail!(
                         "no run `{run_id}` in the store at `{}`; `weft runs list` shows the runs it has",
-                        store.path().display()
+                        store.shown()
                     );
                 };
                 if json {
@@ -490,69 +500,6 @@ pub(crate) fn load_workspace(path: &Path) -> anyhow::Result<Workspace> {
         );
     }
     Workspace::load(path).map_err(|errors| anyhow::anyhow!("{}: {errors}", path.display()))
-}
-
-/// `--store`, else `.weft/` beside the workspace file, else `.weft/` here.
-pub(crate) fn store_dir(store: Option<&Path>, workspace: Option<&Path>) -> PathBuf {
-    match (store, workspace) {
-        (Some(dir), _) => dir.to_path_buf(),
-        (None, Some(ws)) => ws.parent().unwrap_or(Path::new(".")).join(".weft"),
-        (None, None) => PathBuf::from(".weft"),
-    }
-}
-
-fn open_existing_store(
-    store: Option<&Path>,
-    workspace: Option<&Path>,
-) -> anyhow::Result<SledStore> {
-    let dir = store_dir(store, workspace);
-    if !dir.join("db").exists() {
-        bail!(
-            "no store at `{}`: nothing has run there yet; pass `--workspace WEFT_TOML` or `--store DIR` to read another",
-            dir.display()
-        );
-    }
-    open_store(&dir)
-}
-
-/// Opens the store and marks the runs a crashed process left `running` as `interrupted`
-/// (sled locks the store to one process, so no other process can still be running them).
-pub(crate) fn open_store(dir: &Path) -> anyhow::Result<SledStore> {
-    let store = SledStore::open(dir)?;
-    let interrupted = store.mark_interrupted()?;
-    if !interrupted.is_empty() {
-        eprintln!(
-            "note: {} run(s) were interrupted by a stop of the process that ran them: {}; resume with `weft runs resume RUN_ID -w WEFT_TOML` or replay with `weft runs replay RUN_ID -w WEFT_TOML`",
-            interrupted.len(),
-            interrupted
-                .iter()
-                .map(|r| r.id.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-    Ok(store)
-}
-
-/// The plugin host, with the store's compile cache.
-pub(crate) fn plugin_host(store: &SledStore) -> anyhow::Result<Arc<PluginHost>> {
-    let cache = CompileCache::in_store(store)?;
-    Ok(Arc::new(PluginHost::new(HostOptions {
-        compile_cache: Some(cache),
-        download_dir: Some(store.path().join("plugins")),
-        ..HostOptions::default()
-    })?))
-}
-
-/// Opens a store that `weft apply` has written to.
-fn open_managed_store(dir: &Path) -> anyhow::Result<SledStore> {
-    if !dir.join("db").exists() {
-        bail!(
-            "no store at `{}`: pass the workspace file (`weft run weft.toml …`), or apply it first with `weft apply weft.toml` (or point at the store with `--store DIR`)",
-            dir.display()
-        );
-    }
-    open_store(dir)
 }
 
 fn exit_code(run: &weft::store::RunRecord) -> ExitCode {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use weft::store::{RunRecord, RunWithSteps, Status, StepRecord};
+use weft::store::{RunRecord, RunWithSteps, Status, StepRecord, StoreLocation};
 use weft_model::limits::Human;
 use weft_model::records::Frame;
 use weft_model::value::RecordedValue;
@@ -34,7 +34,7 @@ fn micros(us: u64) -> String {
     Human(Duration::from_micros(us)).to_string()
 }
 
-pub fn run_summary(run: &RunWithSteps, store_dir: &Path, workspace: Option<&Path>) {
+pub fn run_summary(run: &RunWithSteps, store: &StoreLocation, workspace: Option<&Path>) {
     steps_table(run);
     let r = &run.run;
     let took = r.duration_us.map(micros).unwrap_or_default();
@@ -52,11 +52,11 @@ pub fn run_summary(run: &RunWithSteps, store_dir: &Path, workspace: Option<&Path
             }
         }
     }
-    let hint = match workspace {
-        Some(ws) if store_dir == ws.parent().unwrap_or(Path::new(".")).join(".weft") => {
+    let hint = match (workspace, store) {
+        (Some(ws), StoreLocation::Dir(dir)) if *dir == super::local_dir(Some(ws)) => {
             format!("--workspace {}", ws.display())
         }
-        _ => format!("--store {}", store_dir.display()),
+        _ => format!("--store {}", store.shown()),
     };
     println!("Details: weft runs show {} {hint}", r.id);
 }

@@ -10,30 +10,27 @@ use weft::store::RunStore as _;
 
 use super::{
     credentials, exit_code, load_workspace, open_managed_store, open_store, output, plugin_host,
-    runtime, store_dir,
+    runtime, store_location,
 };
 
 /// Replays run `run_id` as a new run, or with `resume` continues it under its own id.
 pub(super) fn again(
-    store: Option<&Path>,
+    store: Option<&str>,
     workspace: Option<&Path>,
     run_id: &str,
     json: bool,
     resume: bool,
 ) -> anyhow::Result<ExitCode> {
-    let store_dir = store_dir(store, workspace);
+    let location = store_location(store, workspace);
     let (ws, store) = match workspace {
         Some(path) => {
             let ws = load_workspace(path)?;
-            (ws, Arc::new(open_store(&store_dir)?))
+            (ws, Arc::new(open_store(&location)?))
         }
         None => {
-            let store = Arc::new(open_managed_store(&store_dir)?);
+            let store = Arc::new(open_managed_store(&location)?);
             let run = store.get_run(run_id)?.with_context(|| {
-                format!(
-                    "no run `{run_id}` in the store at `{}`",
-                    store_dir.display()
-                )
+                format!("no run `{run_id}` in the store at `{}`", location.shown())
             })?;
             let ws = store
                 .registry()?
@@ -61,7 +58,7 @@ pub(super) fn again(
         } else {
             println!("Replaying run {run_id} as run {}", run.run.id);
         }
-        output::run_summary(&run, &store_dir, workspace);
+        output::run_summary(&run, &location, workspace);
     }
     Ok(exit_code(&run.run))
 }

@@ -81,7 +81,7 @@ fn auth_config(
     Ok(Ok(config))
 }
 
-pub fn main(args: Args, store: Option<&Path>) -> anyhow::Result<ExitCode> {
+pub fn main(args: Args, store: Option<&str>) -> anyhow::Result<ExitCode> {
     let ws = super::load_workspace(&args.workspace)?;
     let base_dir = args
         .workspace
@@ -92,8 +92,8 @@ pub fn main(args: Args, store: Option<&Path>) -> anyhow::Result<ExitCode> {
     if let Err(why) = &auth {
         eprintln!("warning: {why}");
     }
-    let store_dir = super::store_dir(store, Some(&args.workspace));
-    let store = Arc::new(super::open_store(&store_dir)?);
+    let location = super::store_location(store, Some(&args.workspace));
+    let store = Arc::new(super::open_store(&location)?);
     let registry = store.registry()?;
     for change in registry.apply(&ws, false)? {
         println!("  {change}");

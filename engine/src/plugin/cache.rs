@@ -6,7 +6,7 @@
 //! so the engine only ever loads machine code it wrote itself: a file dropped into the cache
 //! directory, a corrupted one or one from another build is ignored, removed and rebuilt.
 
-use crate::store::SledStore;
+use crate::store::Store;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,9 +52,9 @@ impl CompileCache {
     }
 
     /// The cache of `store`, in `<store>/cache`, sealed with the store's compile cache key.
-    pub fn in_store(store: &SledStore) -> anyhow::Result<Self> {
+    pub fn in_store(store: &Store) -> anyhow::Result<Self> {
         Ok(Self::new(
-            store.path().join("cache"),
+            store.local_dir().join("cache"),
             store.compile_cache_key()?,
         ))
     }

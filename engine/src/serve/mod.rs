@@ -51,7 +51,7 @@ use tokio::sync::Notify;
 use crate::auth::{AuthConfig, Principal};
 use crate::runner::{RunError, RunRequest, Runner};
 use crate::store::registry::Registry;
-use crate::store::{RunStore, RunWithSteps, SledStore, WebhookTokens};
+use crate::store::{RunStore, RunWithSteps, Store, WebhookTokens};
 use weft_model::spec::FlowSpec;
 use weft_model::workspace::Workspace;
 
@@ -107,7 +107,7 @@ struct Inner {
     /// Opened once: a webhook request looks its token up here.
     webhook_tokens: WebhookTokens,
     runner: Runner,
-    store: Arc<SledStore>,
+    store: Arc<Store>,
     auth: Result<AuthConfig, String>,
     vault: Option<Arc<crate::store::vault::Vault>>,
     /// The directory `file:` references of webhook secrets resolve against.
@@ -150,7 +150,7 @@ impl Server {
     /// workspace's verifier, or why there is none (then every authenticated route answers 401
     /// with that reason). `vault` stores credentials written through the API.
     pub fn new(
-        store: Arc<SledStore>,
+        store: Arc<Store>,
         runner: Runner,
         auth: Result<AuthConfig, String>,
         vault: Option<Arc<crate::store::vault::Vault>>,

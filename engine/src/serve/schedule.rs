@@ -85,13 +85,21 @@ impl Schedule {
             .map(|t| t.with_timezone(&Utc))
     }
 
-    /// How many ticks fell in `(after, until]` (counting stops at 10,000).
-    pub fn ticks_between(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> usize {
+    /// How many ticks fell in `(after, until]` (counting stops at 10,000) and the last of
+    /// them (of those counted), if any did.
+    pub fn missed(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Option<(usize, DateTime<Utc>)> {
         self.cron
             .after(&after.with_timezone(&self.timezone))
-            .take_while(|t| t.with_timezone(&Utc) <= until)
+            .map(|t| t.with_timezone(&Utc))
+            .take_while(|t| *t <= until)
             .take(10_000)
-            .count()
+            .enumerate()
+            .last()
+            .map(|(n, tick)| (n + 1, tick))
     }
 
     fn key(&self) -> Vec<u8> {
@@ -167,17 +175,14 @@ async fn one(
     let last = ticks.last(&schedule.key());
     let mut cursor = now;
     if let Some(last) = last {
-        let missed = schedule.ticks_between(last, now);
-        if missed > 0 {
-            eprintln!(
-                "schedule `{}` of `{}` missed {missed} tick(s) since {last}: running once now",
-                schedule.flow, schedule.instance
-            );
-            fire(&server, &ticks, &schedule, &busy, now, Some(missed));
+        if let Some((missed, latest)) = schedule.missed(last, now) {
+            // Caught up as the latest missed tick, which every process sharing the store
+            // works out alike: whichever claims it first runs it, once.
+            fire(&server, &ticks, &schedule, &busy, latest, Some(missed));
         }
     } else {
         // First start: remember now, so that downtime from here on is caught up.
-        let _ = ticks.set(&schedule.key(), now);
+        let _ = ticks.claim(&schedule.key(), now);
     }
     loop {
         let Some(next) = schedule.next_after(cursor) else {
@@ -204,7 +209,24 @@ fn fire(
     tick: DateTime<Utc>,
     missed: Option<usize>,
 ) {
-    let _ = ticks.set(&schedule.key(), tick);
+    // Each tick fires once, whichever of the processes sharing the store claims it first.
+    match ticks.claim(&schedule.key(), tick) {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(e) => {
+            eprintln!(
+                "schedule `{}` of `{}`: tick at {tick} skipped, it could not be claimed in the store: {e:#}",
+                schedule.flow, schedule.instance
+            );
+            return;
+        }
+    }
+    if let Some(missed) = missed {
+        eprintln!(
+            "schedule `{}` of `{}` missed {missed} tick(s) up to {tick}: running once now",
+            schedule.flow, schedule.instance
+        );
+    }
     if !schedule.overlap && busy.swap(true, Ordering::SeqCst) {
         eprintln!(
             "schedule `{}` of `{}`: tick at {tick} skipped, the previous run is still going (set `overlap = true` to allow)",
@@ -274,7 +296,11 @@ mod tests {
             .unwrap()
             .with_timezone(&Utc);
         let until = from + chrono::Duration::hours(5);
-        assert_eq!(s.ticks_between(from, until), 5);
+        let last = DateTime::parse_from_rfc3339("2026-07-01T17:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(s.missed(from, until), Some((5, last)));
+        assert_eq!(s.missed(from, from + chrono::Duration::minutes(20)), None);
         let e = Schedule::parse("i", "f", &json!({ "schedule": "every hour" })).unwrap_err();
         assert!(e.contains("has 2 fields"), "{e}");
         let e = Schedule::parse(

@@ -1,7 +1,9 @@
 //! The store: run records, and everything else the engine keeps on disk.
 //!
-//! [`RunStore`] is the storage boundary: the embedded default is [`SledStore`], a directory on
-//! disk (`.weft/` beside the workspace file unless told otherwise). A run that ends before
+//! [`RunStore`] is the storage boundary, on two backends: the embedded default is
+//! [`SledStore`], a directory on disk (`.weft/` beside the workspace file unless told
+//! otherwise) for one process; [`PgStore`] is a PostgreSQL database that any number of
+//! processes share. [`Store`] is either, as the engine opens it ([`StoreLocation`]). A run that ends before
 //! anything of it had to be written is written once, whole ([`RunStore::put_whole_run`]);
 //! otherwise it is written as it proceeds: the run when it starts, each step as it finishes,
 //! the run again when it ends (see [`crate::runner`] for when which happens).
@@ -12,10 +14,14 @@
 //!
 //! Beside the runs, the store keeps the managed state ([`registry`]), sealed credentials
 //! ([`vault`]), schedule ticks ([`ScheduleTicks`]), webhook tokens ([`WebhookTokens`]) and the
-//! compile cache's sealing key, each behind its own typed accessor on [`SledStore`].
+//! compile cache's sealing key, each behind its own typed accessor on [`Store`], kept in
+//! key-value trees ([`kv`]) on either backend.
 
+mod backend;
 mod flush;
 mod keys;
+pub mod kv;
+pub mod postgres;
 pub mod registry;
 mod schedule_ticks;
 mod sled_store;
@@ -23,12 +29,25 @@ mod trees;
 pub mod vault;
 mod webhook_tokens;
 
+pub use backend::{Store, StoreLocation};
 pub use flush::GroupFlush;
+pub use postgres::PgStore;
 pub use schedule_ticks::ScheduleTicks;
 pub use sled_store::SledStore;
 pub use webhook_tokens::{HookTarget, WebhookTokens};
 
 pub use weft_model::records::{Attempt, RunFilter, RunRecord, RunWithSteps, Status, StepRecord};
+
+/// The SHA-256 of every binary value `step` refers to (its output and inputs).
+fn blob_refs(step: &StepRecord) -> impl Iterator<Item = &str> {
+    step.output
+        .iter()
+        .chain(step.inputs.iter().map(|(_, v)| v))
+        .filter_map(|v| match v {
+            weft_model::value::RecordedValue::Bytes(b) => Some(b.sha256.as_str()),
+            weft_model::value::RecordedValue::Json(_) => None,
+        })
+}
 
 /// When the store makes records durable.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -115,8 +134,10 @@ pub trait RunStore: Send + Sync {
     fn state_sizes(&self, _scope: &StateScope) -> anyhow::Result<Vec<(String, u64)>> {
         Ok(Vec::new())
     }
-    /// Marks every run still `running` as `interrupted` and returns them. Only call this when
-    /// no other process can be running them (the sled store is locked to one process).
+    /// Marks the runs still `running` that nobody is running any more as `interrupted`, and
+    /// returns them: this process's own (call it when the process is done with its runs: at
+    /// start, or after a shutdown's grace period) and, on a store that processes share, those
+    /// of processes that stopped (the sled store is locked to one process).
     fn mark_interrupted(&self) -> anyhow::Result<Vec<RunRecord>> {
         Ok(Vec::new())
     }

@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 use sha2::{Digest, Sha256};
 
-use super::SledStore;
+use super::Store;
+use super::kv::{KvBatch, KvTree};
 use super::trees::Tree;
 
 use weft_model::credential::CredentialSpec;
@@ -87,7 +88,7 @@ pub enum ConfigLevel {
 /// The managed state of one store.
 #[derive(Debug, Clone)]
 pub struct Registry {
-    tree: sled::Tree,
+    tree: KvTree,
 }
 
 fn integration_key(name: &str, version: u32) -> Vec<u8> {
@@ -100,7 +101,7 @@ fn integration_prefix(name: &str) -> Vec<u8> {
     format!("integration/{name}/").into_bytes()
 }
 
-impl SledStore {
+impl Store {
     /// The managed state kept in this store.
     pub fn registry(&self) -> anyhow::Result<Registry> {
         Registry::open(self)
@@ -109,9 +110,9 @@ impl SledStore {
 
 impl Registry {
     /// The managed state kept in `store`.
-    pub fn open(store: &SledStore) -> anyhow::Result<Self> {
+    pub fn open(store: &Store) -> anyhow::Result<Self> {
         Ok(Self {
-            tree: store.tree(Tree::Registry)?,
+            tree: store.kv(Tree::Registry)?,
         })
     }
 
@@ -126,9 +127,9 @@ impl Registry {
 
     fn scan<T: serde::de::DeserializeOwned>(&self, prefix: &str) -> anyhow::Result<Vec<T>> {
         self.tree
-            .scan_prefix(prefix.as_bytes())
-            .map(|entry| {
-                let (key, bytes) = entry?;
+            .scan_prefix(prefix.as_bytes())?
+            .into_iter()
+            .map(|(key, bytes)| {
                 serde_json::from_slice(&bytes).with_context(|| {
                     format!("the stored `{}` is damaged", String::from_utf8_lossy(&key))
                 })
@@ -164,9 +165,9 @@ impl Registry {
     /// Every published version of integration `name`, oldest first.
     pub fn versions(&self, name: &str) -> anyhow::Result<Vec<Published>> {
         self.tree
-            .scan_prefix(integration_prefix(name))
-            .map(|entry| {
-                let (_, bytes) = entry?;
+            .scan_prefix(&integration_prefix(name))?
+            .into_iter()
+            .map(|(_, bytes)| {
                 serde_json::from_slice(&bytes)
                     .with_context(|| format!("a stored version of `{name}` is damaged"))
             })
@@ -232,7 +233,7 @@ impl Registry {
     /// changed, a line each; nothing when the store already matched.
     pub fn apply(&self, ws: &Workspace, upgrade: bool) -> anyhow::Result<Vec<String>> {
         let mut changes = Vec::new();
-        let mut batch = sled::Batch::default();
+        let mut batch = KvBatch::default();
 
         let path = std::path::absolute(&ws.path)
             .with_context(|| format!("failed to resolve `{}`", ws.path.display()))?;
@@ -298,7 +299,7 @@ impl Registry {
         }
         for id in old_customers.keys() {
             // Customers that signed in with a token stay until removed on purpose.
-            if ws.customer(id).is_none() && !self.tree.contains_key(token_key(id))? {
+            if ws.customer(id).is_none() && !self.tree.contains_key(&token_key(id))? {
                 batch.remove(format!("customer/{id}").as_bytes());
                 changes.push(format!("customer `{id}`: removed"));
             }
@@ -360,7 +361,7 @@ impl Registry {
         }
 
         self.tree
-            .apply_batch(batch)
+            .apply(batch)
             .context("failed to write the managed state")?;
         self.tree.flush().context("failed to flush the store")?;
         Ok(changes)
@@ -446,7 +447,7 @@ impl Registry {
     fn put_instance(&self, instance: &ManagedInstance) -> anyhow::Result<()> {
         self.tree.insert(
             format!("instance/{}", instance.spec.id).as_bytes(),
-            serde_json::to_vec(instance)?,
+            &serde_json::to_vec(instance)?,
         )?;
         self.tree.flush()?;
         Ok(())
@@ -474,7 +475,7 @@ impl Registry {
                     "no workspace has been applied to this store; run `weft apply weft.toml` first",
                 )?;
                 set(&mut ws.config);
-                self.tree.insert(b"workspace", serde_json::to_vec(&ws)?)?;
+                self.tree.insert(b"workspace", &serde_json::to_vec(&ws)?)?;
             }
             ConfigLevel::Customer(id) => {
                 let mut customer = self
@@ -483,7 +484,7 @@ impl Registry {
                 set(&mut customer.config);
                 self.tree.insert(
                     format!("customer/{id}").as_bytes(),
-                    serde_json::to_vec(&customer)?,
+                    &serde_json::to_vec(&customer)?,
                 )?;
             }
             ConfigLevel::Instance(id) => {
@@ -491,7 +492,7 @@ impl Registry {
                 set(&mut instance.spec.config);
                 self.tree.insert(
                     format!("instance/{id}").as_bytes(),
-                    serde_json::to_vec(&instance)?,
+                    &serde_json::to_vec(&instance)?,
                 )?;
             }
         }
@@ -528,18 +529,18 @@ impl Registry {
         {
             return Ok(false);
         }
-        let mut batch = sled::Batch::default();
+        let mut batch = KvBatch::default();
         put(&mut batch, format!("customer/{id}").as_bytes(), &customer)?;
         if existing.is_none() {
             batch.insert(token_key(id), b"1".to_vec());
         }
-        self.tree.apply_batch(batch)?;
+        self.tree.apply(batch)?;
         self.tree.flush()?;
         Ok(true)
     }
 
     /// Whether anything was ever applied.
-    pub fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> anyhow::Result<bool> {
         self.tree.is_empty()
     }
 }
@@ -548,7 +549,7 @@ fn token_key(customer: &str) -> Vec<u8> {
     format!("token-customer/{customer}").into_bytes()
 }
 
-fn put<T: Serialize>(batch: &mut sled::Batch, key: &[u8], value: &T) -> anyhow::Result<()> {
+fn put<T: Serialize>(batch: &mut KvBatch, key: &[u8], value: &T) -> anyhow::Result<()> {
     batch.insert(key, serde_json::to_vec(value)?);
     Ok(())
 }

@@ -2,20 +2,21 @@
 
 use chrono::{DateTime, Utc};
 
-use super::SledStore;
+use super::Store;
+use super::kv::{KvBatch, KvTree};
 use super::trees::Tree;
 
 /// The last tick of every schedule, by the schedule's key.
 #[derive(Debug, Clone)]
 pub struct ScheduleTicks {
-    tree: sled::Tree,
+    tree: KvTree,
 }
 
-impl SledStore {
+impl Store {
     /// The store's schedule ticks.
     pub fn schedule_ticks(&self) -> anyhow::Result<ScheduleTicks> {
         Ok(ScheduleTicks {
-            tree: self.tree(Tree::Schedules)?,
+            tree: self.kv(Tree::Schedules)?,
         })
     }
 }
@@ -27,15 +28,36 @@ impl ScheduleTicks {
             .get(key)
             .ok()
             .flatten()
-            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
-            .map(i64::from_be_bytes)
-            .and_then(DateTime::<Utc>::from_timestamp_millis)
+            .as_deref()
+            .and_then(decode)
     }
 
-    /// Records `tick` as the last tick of schedule `key`.
-    pub fn set(&self, key: &[u8], tick: DateTime<Utc>) -> anyhow::Result<()> {
-        self.tree
-            .insert(key, &tick.timestamp_millis().to_be_bytes())?;
-        Ok(())
+    /// Records `tick` as the last tick of schedule `key` unless a tick at or after it is
+    /// recorded already (by this process or another sharing the store). Whether this call
+    /// recorded it: the caller that did runs the tick, so each tick runs once.
+    pub fn claim(&self, key: &[u8], tick: DateTime<Utc>) -> anyhow::Result<bool> {
+        loop {
+            let stored = self.tree.get(key)?;
+            if stored
+                .as_deref()
+                .and_then(decode)
+                .is_some_and(|last| last >= tick)
+            {
+                return Ok(false);
+            }
+            let mut batch = KvBatch::default();
+            batch.expect(key, stored);
+            batch.insert(key, tick.timestamp_millis().to_be_bytes());
+            if self.tree.apply(batch)? {
+                return Ok(true);
+            }
+        }
     }
+}
+
+fn decode(bytes: &[u8]) -> Option<DateTime<Utc>> {
+    <[u8; 8]>::try_from(bytes)
+        .ok()
+        .map(i64::from_be_bytes)
+        .and_then(DateTime::<Utc>::from_timestamp_millis)
 }

@@ -12,9 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::trees::Tree;
 use super::{
     Pruned, RunFilter, RunRecord, RunStore, RunWithSteps, StateScope, StateWrite, Status,
-    StepRecord,
+    StepRecord, blob_refs,
 };
-use weft_model::value::RecordedValue;
 
 /// Run records in a sled database. Trees: `runs` (run id → run; a run written whole also
 /// carries its steps, as `steps`), `steps` (run id, 0, big-endian step index → step of a run
@@ -271,17 +270,6 @@ fn state_prefix(scope: &StateScope) -> Vec<u8> {
 struct EmbeddedSteps {
     #[serde(default)]
     steps: Option<Vec<StepRecord>>,
-}
-
-/// The SHA-256 of every binary value `step` refers to.
-fn blob_refs(step: &StepRecord) -> impl Iterator<Item = &str> {
-    step.output
-        .iter()
-        .chain(step.inputs.iter().map(|(_, v)| v))
-        .filter_map(|v| match v {
-            RecordedValue::Bytes(b) => Some(b.sha256.as_str()),
-            RecordedValue::Json(_) => None,
-        })
 }
 
 impl SledStore {

@@ -1,5 +1,6 @@
-//! Unit tests of the sled store: runs in progress found after a restart, whole-run writes, and
-//! stores written by earlier versions.
+//! Unit tests of what only the sled store has: the snapshot of where runs in progress can be,
+//! and stores written by earlier versions. What every backend must do is in the store contract
+//! suite (`tests/store/`), run against sled and PostgreSQL alike.
 
 use super::*;
 use weft_model::config::ResolvedConfig;
@@ -77,62 +78,6 @@ fn runs_left_running_are_found_after_a_restart_and_only_they() {
     drop(store);
     let store = SledStore::open(dir.path()).unwrap();
     assert_eq!(interrupted_ids(&store), BTreeSet::new());
-}
-
-#[test]
-fn a_run_written_whole_reads_like_a_run_written_as_it_went() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(dir.path()).unwrap();
-    let data = b"\x89PNG not really".to_vec();
-    let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data));
-    let step = StepRecord {
-        index: 0,
-        scope: Vec::new(),
-        detail: None,
-        id: "avatar".into(),
-        plugin: "http-get".into(),
-        status: Status::Succeeded,
-        started_at_ms: 1,
-        duration_us: 2,
-        inputs: Vec::new(),
-        output: Some(RecordedValue::Bytes(weft_model::value::BytesSummary {
-            content_type: "image/png".into(),
-            size: data.len() as u64,
-            sha256: sha256.clone(),
-        })),
-        logs: Vec::new(),
-        error: None,
-        attempts: Vec::new(),
-    };
-    // Written as it went.
-    let went = run(&new_id(), Status::Succeeded);
-    store.put_blobs(&[(sha256.clone(), data.clone())]).unwrap();
-    store.put_step(&went.id, &step).unwrap();
-    store.put_run(&went).unwrap();
-    // Written whole, over the record it had while it ran.
-    let mut whole = run(&new_id(), Status::Running);
-    store.put_run(&whole).unwrap();
-    whole.status = Status::Succeeded;
-    store
-        .put_whole_run(&whole, std::slice::from_ref(&step))
-        .unwrap();
-
-    for expected in [&whole, &went] {
-        let got = store.get_run(&expected.id).unwrap().unwrap();
-        assert_eq!(&got.run, expected);
-        assert_eq!(got.steps, vec![step.clone()]);
-    }
-    let listed = store.list_runs(&RunFilter::default()).unwrap();
-    assert_eq!(listed, vec![whole.clone(), went.clone()]);
-    // Nothing is left running, and the binary value stays while the run written whole
-    // refers to it.
-    assert_eq!(interrupted_ids(&store), BTreeSet::new());
-    assert_eq!(store.prune(None, Some(1)).unwrap().blobs, 0);
-    assert!(store.get_run(&went.id).unwrap().is_none());
-    assert_eq!(store.get_blob(&sha256).unwrap(), Some(data));
-    let pruned = store.prune(None, Some(0)).unwrap();
-    assert_eq!((pruned.runs, pruned.blobs), (1, 1));
-    assert!(store.get_run(&whole.id).unwrap().is_none());
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! The sled trees of the store, named in one place. Only the store's own modules open them;
-//! the rest of the engine goes through typed accessors ([`super::SledStore::registry`],
-//! [`super::vault::Vault::open`], [`super::SledStore::schedule_ticks`],
-//! [`super::SledStore::compile_cache_key`],
-//! [`super::SledStore::webhook_tokens`]).
+//! the rest of the engine goes through typed accessors ([`super::Store::registry`],
+//! [`super::vault::Vault::open`], [`super::Store::schedule_ticks`],
+//! [`super::Store::compile_cache_key`], [`super::Store::webhook_tokens`]). On PostgreSQL the
+//! key-value trees among them are rows of `weft_kv` under the same names.
 
 use anyhow::Context as _;
 
@@ -30,7 +30,7 @@ pub(super) enum Tree {
 }
 
 impl Tree {
-    fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Tree::Runs => "runs",
             Tree::Steps => "steps",

@@ -13,7 +13,8 @@ use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use serde::{Deserialize, Serialize};
 use weft_model::credential::{CredentialSpec, Scope};
 
-use super::SledStore;
+use super::Store;
+use super::kv::{KvBatch, KvTree};
 use super::trees::Tree;
 use crate::secrets::{MasterKey, StoredCredentials};
 
@@ -39,8 +40,8 @@ pub struct StoredName {
 
 /// The encrypted credentials of one workspace.
 pub struct Vault {
-    tree: sled::Tree,
-    meta: sled::Tree,
+    tree: KvTree,
+    meta: KvTree,
     workspace: String,
     cipher: ChaCha20Poly1305,
 }
@@ -60,32 +61,41 @@ fn scope_key(scope: &Scope) -> String {
     }
 }
 
+/// The key of the record that checks the master key.
+const CHECK_KEY: &[u8] = b"master-key-check";
+
 impl Vault {
     /// Opens the vault of `workspace` in `store`, checking `key` against the store's check
     /// record (and writing that record on first use).
-    pub fn open(store: &SledStore, workspace: &str, key: MasterKey) -> anyhow::Result<Self> {
+    pub fn open(store: &Store, workspace: &str, key: MasterKey) -> anyhow::Result<Self> {
         let vault = Self {
-            tree: store.tree(Tree::Credentials)?,
-            meta: store.tree(Tree::Meta)?,
+            tree: store.kv(Tree::Credentials)?,
+            meta: store.kv(Tree::Meta)?,
             workspace: workspace.to_string(),
             cipher: key.cipher(),
         };
-        match vault.meta.get("master-key-check")? {
-            Some(bytes) => {
+        loop {
+            if let Some(bytes) = vault.meta.get(CHECK_KEY)? {
                 let sealed: Sealed = serde_json::from_slice(&bytes)
                     .context("the store's master key check record is damaged")?;
-                vault.open_sealed(&sealed, b"master-key-check").map_err(|_| {
+                vault.open_sealed(&sealed, CHECK_KEY).map_err(|_| {
                     anyhow::anyhow!(
                         "the master key is not the one this store's credentials were sealed with; nothing was changed"
                     )
                 })?;
+                break;
             }
-            None => {
-                let sealed = vault.seal(CHECK_PLAINTEXT, b"master-key-check")?;
-                vault
-                    .meta
-                    .insert("master-key-check", serde_json::to_vec(&sealed)?)?;
+            // First use: the check record is written only if no other process wrote one
+            // meanwhile (with its key, which is then checked against ours above).
+            let mut first = KvBatch::default();
+            first.expect(CHECK_KEY, None);
+            first.insert(
+                CHECK_KEY,
+                serde_json::to_vec(&vault.seal(CHECK_PLAINTEXT, CHECK_KEY)?)?,
+            );
+            if vault.meta.apply(first)? {
                 vault.meta.flush()?;
+                break;
             }
         }
         Ok(vault)
@@ -142,8 +152,10 @@ impl Vault {
     pub fn put(&self, scope: &Scope, name: &str, spec: &CredentialSpec) -> anyhow::Result<()> {
         let plaintext = serde_json::to_vec(spec)?;
         let sealed = self.seal(&plaintext, &self.aad(scope, name, KEY_VERSION))?;
-        self.tree
-            .insert(self.record_key(scope, name), serde_json::to_vec(&sealed)?)?;
+        self.tree.insert(
+            self.record_key(scope, name).as_bytes(),
+            &serde_json::to_vec(&sealed)?,
+        )?;
         self.tree
             .flush()
             .context("failed to flush the credential to disk")?;
@@ -152,7 +164,7 @@ impl Vault {
 
     /// The credential `name` in `scope`, decrypted.
     pub fn get(&self, scope: &Scope, name: &str) -> anyhow::Result<Option<CredentialSpec>> {
-        let Some(bytes) = self.tree.get(self.record_key(scope, name))? else {
+        let Some(bytes) = self.tree.get(self.record_key(scope, name).as_bytes())? else {
             return Ok(None);
         };
         let sealed: Sealed = serde_json::from_slice(&bytes)
@@ -165,7 +177,7 @@ impl Vault {
 
     /// Removes the credential; whether it existed.
     pub fn delete(&self, scope: &Scope, name: &str) -> anyhow::Result<bool> {
-        let existed = self.tree.remove(self.record_key(scope, name))?.is_some();
+        let existed = self.tree.remove(self.record_key(scope, name).as_bytes())?;
         self.tree.flush()?;
         Ok(existed)
     }
@@ -174,8 +186,7 @@ impl Vault {
     pub fn list(&self) -> anyhow::Result<Vec<StoredName>> {
         let prefix = format!("{}\0", self.workspace);
         let mut out = Vec::new();
-        for entry in self.tree.scan_prefix(prefix.as_bytes()) {
-            let (key, _) = entry?;
+        for (key, _) in self.tree.scan_prefix(prefix.as_bytes())? {
             let key = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
             let Some((scope, name)) = key.split_once('\0') else {
                 continue;

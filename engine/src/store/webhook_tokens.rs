@@ -14,7 +14,8 @@ use chacha20poly1305::aead::rand_core::RngCore as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::SledStore;
+use super::Store;
+use super::kv::{KvBatch, KvTree};
 use super::trees::Tree;
 
 /// The random bytes in a token.
@@ -32,14 +33,14 @@ pub struct HookTarget {
 /// The webhook tokens of every instance flow.
 #[derive(Debug, Clone)]
 pub struct WebhookTokens {
-    tree: sled::Tree,
+    tree: KvTree,
 }
 
-impl SledStore {
+impl Store {
     /// The store's webhook tokens.
     pub fn webhook_tokens(&self) -> anyhow::Result<WebhookTokens> {
         Ok(WebhookTokens {
-            tree: self.tree(Tree::Webhooks)?,
+            tree: self.kv(Tree::Webhooks)?,
         })
     }
 
@@ -72,7 +73,7 @@ fn new_token() -> String {
 impl WebhookTokens {
     /// The token of `instance`'s flow `flow`, if it has one.
     pub fn token(&self, instance: &str, flow: &str) -> anyhow::Result<Option<String>> {
-        let Some(bytes) = self.tree.get(flow_key(instance, flow))? else {
+        let Some(bytes) = self.tree.get(&flow_key(instance, flow))? else {
             return Ok(None);
         };
         String::from_utf8(bytes.to_vec())
@@ -82,53 +83,75 @@ impl WebhookTokens {
             })
     }
 
-    /// The token of `instance`'s flow `flow`, made now if it has none yet.
+    /// The token of `instance`'s flow `flow`, made now if it has none yet (by this process or
+    /// another sharing the store: they all end up with the same token).
     pub fn ensure(&self, instance: &str, flow: &str) -> anyhow::Result<String> {
-        match self.token(instance, flow)? {
-            Some(token) => Ok(token),
-            None => self.replace(instance, flow),
+        loop {
+            if let Some(token) = self.token(instance, flow)? {
+                return Ok(token);
+            }
+            if let Some(token) = self.swap(instance, flow, None)? {
+                return Ok(token);
+            }
         }
     }
 
     /// A new token for `instance`'s flow `flow`; the old one stops working at once.
     pub fn rotate(&self, instance: &str, flow: &str) -> anyhow::Result<String> {
-        self.replace(instance, flow)
+        loop {
+            let old = self.tree.get(&flow_key(instance, flow))?;
+            if let Some(token) = self.swap(instance, flow, old)? {
+                return Ok(token);
+            }
+        }
     }
 
-    fn replace(&self, instance: &str, flow: &str) -> anyhow::Result<String> {
+    /// Replaces the token `old` (`None`: no token yet) of `instance`'s flow `flow` with a new
+    /// one, in one batch with the old one's lookup entry going; `None` if another process
+    /// changed the token meanwhile.
+    fn swap(
+        &self,
+        instance: &str,
+        flow: &str,
+        old: Option<Vec<u8>>,
+    ) -> anyhow::Result<Option<String>> {
         let token = new_token();
         let target = serde_json::to_vec(&HookTarget {
             instance: instance.to_string(),
             flow: flow.to_string(),
         })?;
         let key = flow_key(instance, flow);
-        self.tree
-            .transaction(|tx| {
-                if let Some(old) = tx.insert(key.as_slice(), token.as_bytes())? {
-                    tx.remove(hook_key(&String::from_utf8_lossy(&old)))?;
-                }
-                tx.insert(hook_key(&token), target.as_slice())?;
-                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e| anyhow::anyhow!("failed to store the webhook token: {e:?}"))?;
+        let mut batch = KvBatch::default();
+        if let Some(old) = &old {
+            batch.remove(hook_key(&String::from_utf8_lossy(old)));
+        }
+        batch.expect(key.clone(), old);
+        batch.insert(key, token.as_bytes());
+        batch.insert(hook_key(&token), target);
+        if !self
+            .tree
+            .apply(batch)
+            .context("failed to store the webhook token")?
+        {
+            return Ok(None);
+        }
         self.tree
             .flush()
             .context("failed to flush the webhook token")?;
-        Ok(token)
+        Ok(Some(token))
     }
 
     /// Keeps the tokens of the instance flows `keep` says yes to, and drops the others;
     /// returns how many were dropped.
     pub fn retain(&self, keep: impl Fn(&str, &str) -> bool) -> anyhow::Result<usize> {
         let mut dropped = 0;
-        for entry in self.tree.scan_prefix(b"flow/") {
-            let (key, token) = entry?;
+        for (key, token) in self.tree.scan_prefix(b"flow/")? {
             let name = String::from_utf8_lossy(&key["flow/".len()..]).into_owned();
             let (instance, flow) = name.split_once('\0').unwrap_or((&name, ""));
             if !keep(instance, flow) {
                 self.tree.remove(&key)?;
                 self.tree
-                    .remove(hook_key(&String::from_utf8_lossy(&token)))?;
+                    .remove(&hook_key(&String::from_utf8_lossy(&token)))?;
                 dropped += 1;
             }
         }
@@ -142,46 +165,11 @@ impl WebhookTokens {
 
     /// The instance flow whose token is `token`, if any.
     pub fn find(&self, token: &str) -> anyhow::Result<Option<HookTarget>> {
-        match self.tree.get(hook_key(token))? {
+        match self.tree.get(&hook_key(token))? {
             None => Ok(None),
             Some(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)
                 .context("a stored webhook target is damaged"),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_are_made_once_found_by_token_and_rotated() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(dir.path()).unwrap();
-        let tokens = store.webhook_tokens().unwrap();
-        assert_eq!(tokens.token("acme", "sync").unwrap(), None);
-        let first = tokens.ensure("acme", "sync").unwrap();
-        assert_eq!(first.len(), 43, "32 bytes in base64url");
-        assert_eq!(tokens.ensure("acme", "sync").unwrap(), first);
-        let other = tokens.ensure("acme", "nightly").unwrap();
-        assert_ne!(other, first);
-        let target = tokens.find(&first).unwrap().unwrap();
-        assert_eq!(
-            (target.instance.as_str(), target.flow.as_str()),
-            ("acme", "sync")
-        );
-
-        let second = tokens.rotate("acme", "sync").unwrap();
-        assert_ne!(second, first);
-        assert_eq!(tokens.find(&first).unwrap(), None, "the old token is gone");
-        assert_eq!(tokens.find(&second).unwrap().unwrap().flow, "sync");
-        assert_eq!(tokens.find("guess").unwrap(), None);
-
-        // An instance that goes takes its addresses with it.
-        assert_eq!(tokens.retain(|instance, _| instance != "acme").unwrap(), 2);
-        assert_eq!(tokens.find(&second).unwrap(), None);
-        assert_eq!(tokens.token("acme", "nightly").unwrap(), None);
-        assert_ne!(tokens.ensure("acme", "sync").unwrap(), second);
     }
 }
