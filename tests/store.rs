@@ -5,6 +5,7 @@
 mod contract;
 mod kv;
 mod postgres;
+mod queue;
 
 use weft::store::{Store, StoreLocation};
 use weft_model::config::ResolvedConfig;

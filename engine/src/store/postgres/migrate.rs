@@ -10,7 +10,10 @@ use anyhow::{Context as _, bail};
 use tokio_postgres::Client;
 
 /// The migrations, in order: version, name, SQL.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "store", include_str!("migrations/0001_store.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "store", include_str!("migrations/0001_store.sql")),
+    (2, "queue", include_str!("migrations/0002_queue.sql")),
+];
 
 /// The newest schema version this build knows.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;

@@ -12,6 +12,7 @@
 mod bridge;
 mod kv;
 mod migrate;
+mod queue;
 mod runs;
 mod writer;
 
@@ -25,6 +26,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use bridge::Bridge;
 pub use kv::PgTree;
 pub use migrate::{Migrated, SCHEMA_VERSION};
+pub use queue::{Claimed, QueueDepth};
 use writer::Message;
 
 /// How often a process says it is alive.
@@ -50,6 +52,10 @@ struct Inner {
     process: String,
     pool: Pool,
     writes: UnboundedSender<Message>,
+    /// The runs this process holds by a lease ([`queue`]).
+    held: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Runs whose records the fence refused.
+    lost: tokio::sync::broadcast::Sender<String>,
     // Last, so the tasks it drives stop after everything above is dropped.
     bridge: Bridge,
 }
@@ -100,9 +106,13 @@ impl PgStore {
                 })?;
         }
         let (writes, inbox) = tokio::sync::mpsc::unbounded_channel();
-        bridge
-            .handle()
-            .spawn(writer::write_behind(pool.clone(), inbox));
+        let (lost, _) = tokio::sync::broadcast::channel(256);
+        bridge.handle().spawn(writer::write_behind(
+            pool.clone(),
+            process.clone(),
+            inbox,
+            lost.clone(),
+        ));
         bridge
             .handle()
             .spawn(heartbeat(pool.clone(), process.clone(), host));
@@ -112,6 +122,8 @@ impl PgStore {
                 process,
                 pool,
                 writes,
+                held: Default::default(),
+                lost,
                 bridge,
             }),
         })
@@ -141,6 +153,12 @@ impl PgStore {
     /// This process's id among the processes sharing the database.
     pub fn process(&self) -> &str {
         &self.inner.process
+    }
+
+    /// Runs this process held by a lease whose records were refused because it no longer
+    /// held them: the worker running one abandons it.
+    pub fn lost_runs(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.inner.lost.subscribe()
     }
 
     /// Runs `query` with a pooled connection on the store's runtime and waits for it.

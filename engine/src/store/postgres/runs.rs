@@ -25,6 +25,7 @@ impl PgStore {
             started_at_ms: i64::try_from(run.started_at_ms)?,
             owner: self.inner.process.clone(),
             record: serde_json::to_vec(run)?,
+            fenced: self.holds(&run.id),
         })
     }
 }
@@ -84,6 +85,7 @@ impl RunStore for PgStore {
             blobs: blobs.to_vec(),
             refs,
             state: state.to_vec(),
+            fenced: self.holds(run_id),
         })))
     }
 

@@ -10,10 +10,12 @@
 //! A batch that fails is retried (a connection lost to a restart of the server); one that still
 //! fails is reported to the flushes waiting behind it, or to the next flush if none is.
 
+use std::collections::BTreeSet;
 use std::sync::mpsc::SyncSender;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
+use tokio::sync::broadcast;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_postgres::Statement;
 use tokio_postgres::types::ToSql;
@@ -31,6 +33,8 @@ pub(super) struct RunRow {
     pub started_at_ms: i64,
     pub owner: String,
     pub record: Vec<u8>,
+    /// Whether this process holds the run by a lease: then it is written only while it does.
+    pub fenced: bool,
 }
 
 /// One write, as the engine handed it over.
@@ -46,6 +50,7 @@ pub(super) enum Write {
         blobs: Vec<(String, Vec<u8>)>,
         refs: Vec<String>,
         state: Vec<StateWrite>,
+        fenced: bool,
     },
     /// A run that ended, with all its steps.
     WholeRun {
@@ -56,6 +61,21 @@ pub(super) enum Write {
     },
     /// Binary values, ahead of the records that refer to them.
     Blobs(Vec<(String, Vec<u8>)>),
+}
+
+impl Write {
+    /// The run whose lease this write needs, if it needs one.
+    fn fenced_run(&self) -> Option<&str> {
+        match self {
+            Write::Run(row) | Write::WholeRun { run: row, .. } if row.fenced => Some(&row.id),
+            Write::Step {
+                run_id,
+                fenced: true,
+                ..
+            } => Some(run_id),
+            _ => None,
+        }
+    }
 }
 
 /// What the writer task is sent.
@@ -72,8 +92,14 @@ const MAX_BATCH: usize = 512;
 /// Waits between the attempts at a failing batch.
 const RETRY_AFTER: [Duration; 2] = [Duration::from_millis(50), Duration::from_millis(500)];
 
-/// The writer task: runs until every sender is gone.
-pub(super) async fn write_behind(pool: Pool, mut inbox: UnboundedReceiver<Message>) {
+/// The writer task of process `owner`: runs until every sender is gone. Runs whose writes the
+/// fence refused are sent on `lost`.
+pub(super) async fn write_behind(
+    pool: Pool,
+    owner: String,
+    mut inbox: UnboundedReceiver<Message>,
+    lost: broadcast::Sender<String>,
+) {
     // A failure nobody was waiting to hear about yet.
     let mut unreported: Option<String> = None;
     while let Some(first) = inbox.recv().await {
@@ -91,14 +117,25 @@ pub(super) async fn write_behind(pool: Pool, mut inbox: UnboundedReceiver<Messag
                 None
             };
         }
-        if !writes.is_empty()
-            && let Err(e) = commit_with_retries(&pool, &writes).await
-        {
-            eprintln!(
-                "weft: {} record writes to PostgreSQL were lost: {e}",
-                writes.len()
-            );
-            unreported = Some(e);
+        if !writes.is_empty() {
+            match commit_with_retries(&pool, &owner, &writes).await {
+                Ok(refused) => {
+                    for run in refused {
+                        eprintln!(
+                            "weft: run `{run}` is no longer held by this process (its lease ran out); its records were refused and it is abandoned here"
+                        );
+                        // Nobody listening: no worker runs leased runs in this process.
+                        let _ = lost.send(run);
+                    }
+                }
+                Err(e) => {
+                    eprintln!(
+                        "weft: {} record writes to PostgreSQL were lost: {e}",
+                        writes.len()
+                    );
+                    unreported = Some(e);
+                }
+            }
         }
         if !waiters.is_empty() {
             let answer = match unreported.take() {
@@ -113,11 +150,15 @@ pub(super) async fn write_behind(pool: Pool, mut inbox: UnboundedReceiver<Messag
     }
 }
 
-async fn commit_with_retries(pool: &Pool, writes: &[Write]) -> Result<(), String> {
+async fn commit_with_retries(
+    pool: &Pool,
+    owner: &str,
+    writes: &[Write],
+) -> Result<BTreeSet<String>, String> {
     let mut attempt = 0;
     loop {
-        match commit(pool, writes).await {
-            Ok(()) => return Ok(()),
+        match commit(pool, owner, writes).await {
+            Ok(refused) => return Ok(refused),
             Err(e) if attempt < RETRY_AFTER.len() => {
                 eprintln!("weft: writing records to PostgreSQL failed, retrying: {e:#}");
                 tokio::time::sleep(RETRY_AFTER[attempt]).await;
@@ -172,10 +213,33 @@ fn run_params(row: &RunRow) -> Params<'_> {
 }
 
 /// Commits `writes` in one transaction, the statements sent without waiting for each other's
-/// answers (in order: the server runs them in the order sent).
-async fn commit(pool: &Pool, writes: &[Write]) -> anyhow::Result<()> {
+/// answers (in order: the server runs them in the order sent). Writes of leased runs whose
+/// lease `owner` no longer holds are left out; returns those runs.
+async fn commit(pool: &Pool, owner: &str, writes: &[Write]) -> anyhow::Result<BTreeSet<String>> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
+    let leased: BTreeSet<&str> = writes.iter().filter_map(Write::fenced_run).collect();
+    let mut refused: BTreeSet<String> = BTreeSet::new();
+    if !leased.is_empty() {
+        let asked: Vec<&str> = leased.iter().copied().collect();
+        // Locked to the commit: nobody claims these runs from under the writes.
+        let held: BTreeSet<String> = tx
+            .query(
+                "SELECT run_id FROM weft_queue WHERE run_id = ANY($1) AND owner = $2 \
+                 AND lease_until > now() FOR UPDATE",
+                &[&asked, &owner],
+            )
+            .await?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        refused.extend(
+            leased
+                .iter()
+                .filter(|id| !held.contains(**id))
+                .map(|id| id.to_string()),
+        );
+    }
     let run = tx.prepare_cached(UPSERT_RUN).await?;
     let step = tx.prepare_cached(UPSERT_STEP).await?;
     let steps = tx.prepare_cached(UPSERT_STEPS).await?;
@@ -186,6 +250,9 @@ async fn commit(pool: &Pool, writes: &[Write]) -> anyhow::Result<()> {
 
     let mut statements: Vec<(&Statement, Params<'_>)> = Vec::new();
     for write in writes {
+        if write.fenced_run().is_some_and(|id| refused.contains(id)) {
+            continue;
+        }
         match write {
             Write::Run(row) => statements.push((&run, run_params(row))),
             Write::Blobs(list) => push_blobs(&blob, list, &mut statements),
@@ -196,6 +263,7 @@ async fn commit(pool: &Pool, writes: &[Write]) -> anyhow::Result<()> {
                 blobs: values,
                 refs: shas,
                 state,
+                fenced: _,
             } => {
                 push_blobs(&blob, values, &mut statements);
                 if !shas.is_empty() {
@@ -236,5 +304,5 @@ async fn commit(pool: &Pool, writes: &[Write]) -> anyhow::Result<()> {
     )
     .await?;
     tx.commit().await?;
-    Ok(())
+    Ok(refused)
 }
