@@ -77,3 +77,4 @@ pub mod runner;
 pub mod secrets;
 pub mod serve;
 pub mod store;
+pub mod worker;

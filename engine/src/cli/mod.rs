@@ -12,6 +12,7 @@ mod plugins;
 mod replay;
 mod serve;
 mod store;
+mod worker;
 
 use args::{parse_age, parse_durability, parse_status};
 use replay::again;
@@ -100,6 +101,32 @@ enum Command {
         /// reply from a step run script on this server's origin. Only for plugins you trust.
         #[arg(long)]
         allow_reply_scripts: bool,
+        /// `all`: run what this process accepts; `front`: queue it in the PostgreSQL store for
+        /// `weft worker` processes (a sync webhook is answered when a worker has run it).
+        #[arg(long, value_enum, default_value = "all")]
+        role: serve::RoleArg,
+    },
+    /// Claim runs from the PostgreSQL store's queue and run them, beside `weft serve --role
+    /// front` processes taking the requests. Any number of workers share the queue; a run
+    /// whose worker stops is resumed by another once its lease runs out.
+    Worker {
+        /// The workspace file (applied to the store at start, as `weft serve` does).
+        workspace: PathBuf,
+        /// Runs at once.
+        #[arg(long, default_value_t = 32)]
+        slots: usize,
+        /// Seconds a claimed run stays held without a renewal (renewed every third of it);
+        /// a worker stopped for longer loses its runs to the others.
+        #[arg(long, default_value_t = 15)]
+        lease: u64,
+        /// How long to wait for runs in flight when stopping, in seconds (those still going
+        /// are left to their leases, and another worker resumes them).
+        #[arg(long, default_value_t = 30)]
+        grace: u64,
+        /// When records are made durable: `step` (after every step, the default), `run` or
+        /// `background`.
+        #[arg(long, default_value = "step", value_parser = parse_durability)]
+        durability: Durability,
     },
     /// Check a workspace file and every integration it lists, reporting all problems at once.
     Validate {
@@ -361,6 +388,7 @@ pub fn main() -> anyhow::Result<ExitCode> {
             grace,
             durability,
             allow_reply_scripts,
+            role,
         } => serve::main(
             serve::Args {
                 workspace,
@@ -369,6 +397,23 @@ pub fn main() -> anyhow::Result<ExitCode> {
                 grace: Duration::from_secs(grace),
                 durability,
                 sandbox_replies: !allow_reply_scripts,
+                role,
+            },
+            cli.store.as_deref(),
+        ),
+        Command::Worker {
+            workspace,
+            slots,
+            lease,
+            grace,
+            durability,
+        } => worker::main(
+            worker::Args {
+                workspace,
+                slots,
+                lease: Duration::from_secs(lease),
+                grace: Duration::from_secs(grace),
+                durability,
             },
             cli.store.as_deref(),
         ),

@@ -12,7 +12,7 @@ use jsonwebtoken::Algorithm;
 
 use weft::auth::AuthConfig;
 use weft::runner::Runner;
-use weft::serve::{ServeOptions, Server, schedule};
+use weft::serve::{Role, ServeOptions, Server, schedule};
 use weft::store::Durability;
 use weft_model::spec::AuthSpec;
 
@@ -25,6 +25,16 @@ pub struct Args {
     pub grace: Duration,
     pub durability: Durability,
     pub sandbox_replies: bool,
+    pub role: RoleArg,
+}
+
+/// `--role`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoleArg {
+    /// Run what this process accepts (one process does everything).
+    All,
+    /// Queue what it accepts in the PostgreSQL store for `weft worker` processes.
+    Front,
 }
 
 /// The workspace's `[auth]` table as a verifier, or why there is none.
@@ -114,6 +124,16 @@ pub fn main(args: Args, store: Option<&str>) -> anyhow::Result<ExitCode> {
             body_limit: args.body_limit,
             grace: args.grace,
             sandbox_replies: args.sandbox_replies,
+            role: match args.role {
+                RoleArg::All => Role::All,
+                RoleArg::Front => {
+                    anyhow::ensure!(
+                        store.queue().is_some(),
+                        "`--role front` queues runs for `weft worker` processes in a store they share, which needs a PostgreSQL store: pass `--store postgres://…` (or set WEFT_STORE)"
+                    );
+                    Role::Front
+                }
+            },
         },
     )?;
     let webhooks = server.webhooks()?;
@@ -211,7 +231,7 @@ fn print_webhooks(webhooks: &[(String, String, String)], addr: SocketAddr) {
     }
 }
 
-async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -142,6 +142,11 @@ impl PreparedRun {
     pub fn id(&self) -> &str {
         &self.record.id
     }
+    /// The same run under id `id`: the one it was queued under by another process.
+    pub fn with_id(mut self, id: String) -> Self {
+        self.record.id = id;
+        self
+    }
     /// The run's record as it will be written when it starts.
     pub fn record(&self) -> &RunRecord {
         &self.record

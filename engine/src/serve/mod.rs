@@ -18,6 +18,7 @@ mod api;
 mod auth;
 mod error;
 mod extract;
+mod front;
 pub mod gate;
 mod reply;
 pub mod schedule;
@@ -73,6 +74,18 @@ pub struct ServeOptions {
     /// Serve webhook replies with `Content-Security-Policy: sandbox`, so that an HTML body
     /// from a plugin cannot run script on the server's origin.
     pub sandbox_replies: bool,
+    /// Whether runs are run here or queued for workers.
+    pub role: Role,
+}
+
+/// What a server does with the runs it starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Role {
+    /// Runs them itself (one process does everything).
+    #[default]
+    All,
+    /// Queues them in the PostgreSQL store for `weft worker` processes ([`front`]).
+    Front,
 }
 
 impl Default for ServeOptions {
@@ -81,6 +94,7 @@ impl Default for ServeOptions {
             body_limit: DEFAULT_BODY_LIMIT,
             grace: Duration::from_secs(30),
             sandbox_replies: true,
+            role: Role::All,
         }
     }
 }
@@ -378,6 +392,11 @@ impl Server {
             .ok_or_else(|| {
                 ApiError::not_found(format!("instance `{instance}` has no flow `{flow}`"))
             })?;
+        if self.inner.options.role == Role::Front {
+            return self
+                .start_queued(&ws, instance, flow, trigger, spec, mode)
+                .await;
+        }
         let ticket = match self.gate(instance, &spec) {
             None => Ticket::Free,
             Some(gate) => gate.ticket().map_err(|full| {

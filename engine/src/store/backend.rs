@@ -110,6 +110,14 @@ impl Store {
         matches!(self.backend, Backend::Postgres(_))
     }
 
+    /// The queue of runs shared by the processes, on a PostgreSQL store.
+    pub fn queue(&self) -> Option<&PgStore> {
+        match &self.backend {
+            Backend::Sled(_) => None,
+            Backend::Postgres(store) => Some(store),
+        }
+    }
+
     /// One of the store's key-value trees.
     pub(super) fn kv(&self, tree: Tree) -> anyhow::Result<KvTree> {
         Ok(match &self.backend {

@@ -52,8 +52,9 @@ struct Inner {
     process: String,
     pool: Pool,
     writes: UnboundedSender<Message>,
-    /// The runs this process holds by a lease ([`queue`]).
-    held: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The runs this process claimed and has not finished, and whether it still holds each
+    /// one's lease ([`queue`]).
+    leases: std::sync::Mutex<std::collections::HashMap<String, bool>>,
     /// Runs whose records the fence refused.
     lost: tokio::sync::broadcast::Sender<String>,
     // Last, so the tasks it drives stop after everything above is dropped.
@@ -122,7 +123,7 @@ impl PgStore {
                 process,
                 pool,
                 writes,
-                held: Default::default(),
+                leases: Default::default(),
                 lost,
                 bridge,
             }),

@@ -8,7 +8,7 @@
 //! run (paused past its lease, cut off) cannot write over the run's new owner; the runs whose
 //! writes were refused are announced on [`PgStore::lost_runs`] so their worker abandons them.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -119,7 +119,8 @@ impl PgStore {
         // RETURNING does not keep the subquery's order.
         claimed.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.run_id.cmp(&b.1.run_id)));
         let claimed: Vec<Claimed> = claimed.into_iter().map(|(_, c)| c).collect();
-        self.held().extend(claimed.iter().map(|c| c.run_id.clone()));
+        self.leases()
+            .extend(claimed.iter().map(|c| (c.run_id.clone(), true)));
         Ok(claimed)
     }
 
@@ -127,7 +128,12 @@ impl PgStore {
     /// no longer holds (their leases ran out and another worker claimed them), which it must
     /// abandon.
     pub fn renew(&self, lease: Duration) -> anyhow::Result<Vec<String>> {
-        let held: Vec<String> = self.held().iter().cloned().collect();
+        let held: Vec<String> = self
+            .leases()
+            .iter()
+            .filter(|(_, held)| **held)
+            .map(|(id, _)| id.clone())
+            .collect();
         if held.is_empty() {
             return Ok(Vec::new());
         }
@@ -148,9 +154,11 @@ impl PgStore {
             .map(|row| row.get(0))
             .collect();
         let lost: Vec<String> = held.into_iter().filter(|id| !kept.contains(id)).collect();
-        let mut mine = self.held();
+        let mut leases = self.leases();
         for id in &lost {
-            mine.remove(id);
+            // No longer renewed, but still fenced: the abandoned run's last writes (its task
+            // being stopped records it as cancelled) must be refused too.
+            leases.insert(id.clone(), false);
         }
         Ok(lost)
     }
@@ -175,7 +183,7 @@ impl PgStore {
             }
             Ok(removed == 1)
         })?;
-        self.held().remove(run_id);
+        self.leases().remove(run_id);
         Ok(finished)
     }
 
@@ -200,13 +208,16 @@ impl PgStore {
         })
     }
 
-    /// Whether this process holds run `run_id` by a lease (its writes are then fenced).
-    pub(super) fn holds(&self, run_id: &str) -> bool {
-        self.held().contains(run_id)
+    /// Whether run `run_id` was claimed by this process and not finished: its writes are
+    /// then fenced (committed only while the lease is still this process's).
+    pub(super) fn fenced(&self, run_id: &str) -> bool {
+        self.leases().contains_key(run_id)
     }
 
-    fn held(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        // Every update is one set operation.
-        self.inner.held.lock().unwrap_or_else(|e| e.into_inner())
+    /// The runs this process claimed and has not finished, each with whether it still holds
+    /// the lease (a lost run stays, fenced, until finished).
+    fn leases(&self) -> std::sync::MutexGuard<'_, HashMap<String, bool>> {
+        // Every update is one map operation.
+        self.inner.leases.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -25,7 +25,7 @@ impl PgStore {
             started_at_ms: i64::try_from(run.started_at_ms)?,
             owner: self.inner.process.clone(),
             record: serde_json::to_vec(run)?,
-            fenced: self.holds(&run.id),
+            fenced: self.fenced(&run.id),
         })
     }
 }
@@ -85,7 +85,7 @@ impl RunStore for PgStore {
             blobs: blobs.to_vec(),
             refs,
             state: state.to_vec(),
-            fenced: self.holds(run_id),
+            fenced: self.fenced(run_id),
         })))
     }
 

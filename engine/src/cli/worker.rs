@@ -1,0 +1,70 @@
+//! `weft worker`: claims runs from the PostgreSQL store's queue and runs them.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use weft::runner::Runner;
+use weft::store::Durability;
+use weft::worker::{Worker, WorkerOptions};
+
+/// `weft worker`'s arguments.
+#[derive(Debug)]
+pub struct Args {
+    pub workspace: std::path::PathBuf,
+    pub slots: usize,
+    pub lease: Duration,
+    pub grace: Duration,
+    pub durability: Durability,
+}
+
+pub fn main(args: Args, store: Option<&str>) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(args.slots > 0, "`--slots` must be at least 1");
+    anyhow::ensure!(
+        args.lease >= Duration::from_secs(1),
+        "`--lease` must be at least 1 second"
+    );
+    let ws = super::load_workspace(&args.workspace)?;
+    let location = super::store_location(store, Some(&args.workspace));
+    let store = Arc::new(super::open_store(&location)?);
+    // The same managed state as the front ends: applying an unchanged file changes nothing.
+    for change in store.registry()?.apply(&ws, false)? {
+        println!("  {change}");
+    }
+    let vault = super::credentials::open_vault_if_configured(&store, ws.name())?;
+    let host = super::plugin_host(&store)?;
+    let runner = Runner::new(host, store.clone())
+        .with_vault(vault)
+        .with_durability(args.durability);
+    let worker = Worker::new(
+        store.clone(),
+        runner,
+        WorkerOptions {
+            slots: args.slots,
+            lease: args.lease,
+            grace: args.grace,
+            ..WorkerOptions::default()
+        },
+    )?;
+    let rt = super::runtime()?;
+    rt.block_on(async move {
+        println!(
+            "Weft worker for workspace `{}` on `{}`: {} slot(s), lease {:?}",
+            ws.name(),
+            store.shown(),
+            args.slots,
+            args.lease
+        );
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            super::serve::shutdown_signal().await;
+            let _ = stop.send(true);
+        });
+        let finished = worker.run(stopping).await.context("the worker stopped")?;
+        println!("Stopped; {finished} run(s) finished here");
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

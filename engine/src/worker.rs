@@ -1,0 +1,215 @@
+//! `weft worker`: claims runs from the PostgreSQL store's queue and runs them.
+//!
+//! A worker has a number of slots. It claims as many queued runs as it has free slots (oldest
+//! first; waiting ones, and ones whose worker's lease ran out), runs each under the lease it
+//! renews every third of the lease, and takes a run off the queue when it ends. A run claimed
+//! for the second time was lost by a worker that stopped: it is resumed after its last
+//! committed step (or run from the start if nothing of it was recorded). A run whose lease
+//! this worker lost (it was paused, or cut off from the database, for longer than the lease)
+//! is abandoned: its records are refused by the store's fence, and its task is stopped.
+//!
+//! Runs are found by polling every [`WorkerOptions::poll`]; a new run waits at most that long.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::runner::{RunRequest, Runner};
+use crate::store::postgres::Claimed;
+use crate::store::{PgStore, RunStore, Status, Store};
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Runs at once.
+    pub slots: usize,
+    /// How long a claimed run is held without a renewal.
+    pub lease: Duration,
+    /// How often the queue is looked at when there is room.
+    pub poll: Duration,
+    /// How long stopping waits for runs in flight; those still going are left to their
+    /// leases, and another worker resumes them.
+    pub grace: Duration,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        Self {
+            slots: 32,
+            lease: Duration::from_secs(15),
+            poll: Duration::from_millis(50),
+            grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A worker on a PostgreSQL store.
+#[derive(Debug, Clone)]
+pub struct Worker {
+    store: Arc<Store>,
+    runner: Arc<Runner>,
+    options: WorkerOptions,
+}
+
+impl Worker {
+    /// A worker running the queued runs of `store` (which must be a PostgreSQL store) with
+    /// `runner`.
+    pub fn new(store: Arc<Store>, runner: Runner, options: WorkerOptions) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            store.queue().is_some(),
+            "a worker takes runs from a queue shared with other processes, which needs a PostgreSQL store: pass `--store postgres://…` (or set WEFT_STORE)"
+        );
+        Ok(Self {
+            store,
+            runner: Arc::new(runner),
+            options,
+        })
+    }
+
+    fn queue(&self) -> &PgStore {
+        self.store
+            .queue()
+            .expect("checked when the worker was made")
+    }
+
+    /// Claims and runs queued runs until `shutdown` turns true, then waits up to the grace
+    /// period for the runs in flight. Returns how many runs it finished.
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<usize> {
+        let mut tasks: JoinSet<(String, anyhow::Result<Status>)> = JoinSet::new();
+        let mut running: HashMap<String, tokio::task::AbortHandle> = HashMap::new();
+        let mut lost = self.queue().lost_runs();
+        let mut renewal = tokio::time::interval(self.options.lease / 3);
+        renewal.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut finished = 0;
+        loop {
+            let free = self.options.slots.saturating_sub(running.len());
+            if free > 0 {
+                let claimed = self
+                    .queue()
+                    .claim(free, self.options.lease)
+                    .context("failed to claim queued runs")?;
+                for run in claimed {
+                    let id = run.run_id.clone();
+                    let worker = self.clone();
+                    let handle = tasks.spawn(async move {
+                        let id = run.run_id.clone();
+                        (id, worker.execute(run).await)
+                    });
+                    running.insert(id, handle);
+                }
+            }
+            let poll = if running.len() < self.options.slots {
+                self.options.poll
+            } else {
+                self.options.lease
+            };
+            tokio::select! {
+                Some(done) = tasks.join_next() => {
+                    if let Ok((id, outcome)) = done {
+                        running.remove(&id);
+                        finished += 1;
+                        if let Err(e) = outcome {
+                            eprintln!("weft worker: run `{id}`: {e:#}");
+                        }
+                    }
+                }
+                Ok(id) = lost.recv() => abandon(&mut running, &id),
+                _ = renewal.tick() => {
+                    for id in self.queue().renew(self.options.lease)? {
+                        abandon(&mut running, &id);
+                    }
+                }
+                _ = tokio::time::sleep(poll) => {}
+                _ = shutdown.changed() => {
+                    if *shutdown.borrow() {
+                        break;
+                    }
+                }
+            }
+        }
+        // Stopping: no new claims; the runs in flight get the grace period, renewed.
+        let deadline = tokio::time::Instant::now() + self.options.grace;
+        while !running.is_empty() {
+            tokio::select! {
+                Some(done) = tasks.join_next() => {
+                    if let Ok((id, _)) = done {
+                        running.remove(&id);
+                        finished += 1;
+                    }
+                }
+                _ = renewal.tick() => {
+                    for id in self.queue().renew(self.options.lease)? {
+                        abandon(&mut running, &id);
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        Ok(finished)
+    }
+
+    /// Runs (or resumes) one claimed run, then takes it off the queue, whether it succeeded
+    /// or not (its record says how it ended; a run that failed is not run again).
+    async fn execute(&self, claimed: Claimed) -> anyhow::Result<Status> {
+        let id = claimed.run_id.clone();
+        let outcome = self.run_claimed(claimed).await;
+        self.queue().finish(&id)?;
+        outcome
+    }
+
+    async fn run_claimed(&self, claimed: Claimed) -> anyhow::Result<Status> {
+        let id = claimed.run_id.clone();
+        let registry = self.store.registry()?;
+        let existing = self.store.get_run(&id)?;
+        let resumable = existing
+            .as_ref()
+            .filter(|found| claimed.claims > 1 && !found.steps.is_empty());
+        let status = match resumable {
+            Some(found) if found.run.status != Status::Running => {
+                // Its worker ended it but stopped before taking it off the queue.
+                found.run.status
+            }
+            Some(found) => {
+                // Lost by a worker that stopped: continue after its last committed step.
+                let ws = registry
+                    .workspace_for(&found.run.instance, Some(found.run.integration_version))?;
+                let mut interrupted = found.run.clone();
+                interrupted.status = Status::Interrupted;
+                self.store.put_run(&interrupted)?;
+                self.runner.resume(&ws, &id).await?.run.status
+            }
+            None => {
+                let ws = registry.workspace_for(&claimed.instance, None)?;
+                let trigger = claimed.request["trigger"].clone();
+                let mut prepared = self
+                    .runner
+                    .prepare(RunRequest {
+                        workspace: &ws,
+                        instance: &claimed.instance,
+                        flow: Some(&claimed.flow),
+                        trigger,
+                    })?
+                    .with_id(id.clone());
+                if let Some(step) = claimed.request["answer"].as_str() {
+                    prepared = prepared.answering(step);
+                }
+                self.runner.run_prepared(&ws, prepared).await?.run.status
+            }
+        };
+        Ok(status)
+    }
+}
+
+/// Stops the task of run `id`, which this worker no longer holds.
+fn abandon(running: &mut HashMap<String, tokio::task::AbortHandle>, id: &str) {
+    if let Some(task) = running.remove(id) {
+        eprintln!(
+            "weft worker: run `{id}` was taken over by another worker (this one held it past its lease); abandoned here"
+        );
+        task.abort();
+    }
+}
