@@ -12,13 +12,14 @@ mod plugins;
 mod replay;
 mod serve;
 
-use args::{parse_age, parse_durability, parse_status};
+use args::{parse_age, parse_durability, parse_log_format, parse_status};
 use replay::again;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use weft::model::records::now_ms;
+use weft::observe::logs::{self, LogFormat};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -35,6 +36,19 @@ struct Cli {
     /// The store directory (run records). Defaults to `.weft/` beside the workspace file.
     #[arg(long, global = true, env = "WEFT_STORE", value_name = "DIR")]
     store: Option<PathBuf>,
+
+    /// How diagnostics are written to stderr: `text` or `json` (one object per line, for log
+    /// collectors). Which are written is set by `WEFT_LOG` (default `info` for `weft serve`,
+    /// `warn` otherwise): a level, or directives such as `weft=debug,warn`.
+    #[arg(
+        long,
+        global = true,
+        env = "WEFT_LOG_FORMAT",
+        value_name = "FORMAT",
+        default_value = "text",
+        value_parser = parse_log_format
+    )]
+    log_format: LogFormat,
 
     #[command(subcommand)]
     command: Command,
@@ -257,6 +271,12 @@ enum RunsCommand {
 
 pub fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
+    // A server's log says what it does; a command's output is its tables, so only problems.
+    let level = match cli.command {
+        Command::Serve { .. } => "info",
+        _ => "warn",
+    };
+    logs::init(cli.log_format, level)?;
     match cli.command {
         Command::Validate { workspace } => {
             let ws = load_workspace(&workspace)?;
@@ -521,7 +541,7 @@ pub(crate) fn open_store(dir: &Path) -> anyhow::Result<SledStore> {
     let store = SledStore::open(dir)?;
     let interrupted = store.mark_interrupted()?;
     if !interrupted.is_empty() {
-        eprintln!(
+        notice(&format!(
             "note: {} run(s) were interrupted by a stop of the process that ran them: {}; resume with `weft runs resume RUN_ID -w WEFT_TOML` or replay with `weft runs replay RUN_ID -w WEFT_TOML`",
             interrupted.len(),
             interrupted
@@ -529,9 +549,19 @@ pub(crate) fn open_store(dir: &Path) -> anyhow::Result<SledStore> {
                 .map(|r| r.id.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
-        );
+        ));
     }
     Ok(store)
+}
+
+/// Tells the user `message` on stderr: as a plain line, or as a log event when the logs are
+/// JSON lines (which a plain line would break).
+fn notice(message: &str) {
+    if logs::json() {
+        tracing::warn!("{message}");
+    } else {
+        eprintln!("{message}");
+    }
 }
 
 /// The plugin host, with the store's compile cache.

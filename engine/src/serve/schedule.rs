@@ -169,9 +169,10 @@ async fn one(
     if let Some(last) = last {
         let missed = schedule.ticks_between(last, now);
         if missed > 0 {
-            eprintln!(
-                "schedule `{}` of `{}` missed {missed} tick(s) since {last}: running once now",
-                schedule.flow, schedule.instance
+            tracing::info!(
+                flow = %schedule.flow,
+                instance = %schedule.instance,
+                "schedule missed {missed} tick(s) since {last}: running once now"
             );
             fire(&server, &ticks, &schedule, &busy, now, Some(missed));
         }
@@ -206,9 +207,10 @@ fn fire(
 ) {
     let _ = ticks.set(&schedule.key(), tick);
     if !schedule.overlap && busy.swap(true, Ordering::SeqCst) {
-        eprintln!(
-            "schedule `{}` of `{}`: tick at {tick} skipped, the previous run is still going (set `overlap = true` to allow)",
-            schedule.flow, schedule.instance
+        tracing::warn!(
+            flow = %schedule.flow,
+            instance = %schedule.instance,
+            "schedule tick at {tick} skipped, the previous run is still going (set `overlap = true` to allow)"
         );
         return;
     }
@@ -231,8 +233,10 @@ fn fire(
             .start(&instance, &flow, trigger, super::Mode::Wait)
             .await
         {
-            eprintln!(
-                "schedule `{flow}` of `{instance}`: the run could not start: {}",
+            tracing::error!(
+                flow = %flow,
+                instance = %instance,
+                "the scheduled run could not start: {}",
                 e.message()
             );
         }
