@@ -72,6 +72,7 @@ pub mod build;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod host;
+pub mod observe;
 pub mod plugin;
 pub mod runner;
 pub mod secrets;

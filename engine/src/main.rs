@@ -15,7 +15,11 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             // The whole chain on one line: "failed to load plugin `x`: failed to read …: No such file".
-            eprintln!("error: {error:#}");
+            if weft::observe::logs::json() {
+                tracing::error!("{error:#}");
+            } else {
+                eprintln!("error: {error:#}");
+            }
             ExitCode::FAILURE
         }
     }

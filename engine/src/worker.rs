@@ -113,7 +113,7 @@ impl Worker {
                         running.remove(&id);
                         finished += 1;
                         if let Err(e) = outcome {
-                            eprintln!("weft worker: run `{id}`: {e:#}");
+                            tracing::error!(run_id = %id, "the run could not be run: {e:#}");
                         }
                     }
                 }
@@ -207,8 +207,9 @@ impl Worker {
 /// Stops the task of run `id`, which this worker no longer holds.
 fn abandon(running: &mut HashMap<String, tokio::task::AbortHandle>, id: &str) {
     if let Some(task) = running.remove(id) {
-        eprintln!(
-            "weft worker: run `{id}` was taken over by another worker (this one held it past its lease); abandoned here"
+        tracing::warn!(
+            run_id = %id,
+            "the run was taken over by another worker (this one held it past its lease); abandoned here"
         );
         task.abort();
     }

@@ -32,6 +32,8 @@ fn the_openapi_document_lists_every_route() {
 const ROUTES: &[(&str, &[&str])] = &[
     ("/openapi.json", &["get"]),
     ("/health", &["get"]),
+    ("/ready", &["get"]),
+    ("/metrics", &["get"]),
     ("/api/v1/me", &["get"]),
     ("/api/v1/integrations", &["get"]),
     ("/api/v1/customers", &["get"]),

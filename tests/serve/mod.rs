@@ -13,6 +13,7 @@ use weft_tests::{TestEnv, plugin};
 
 mod auth;
 mod contract;
+mod metrics;
 mod scale_out;
 mod shared_store;
 mod webhooks;

@@ -4,6 +4,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -18,25 +19,65 @@ pub struct Served {
     pub addr: String,
     /// What it printed before it started listening.
     pub banner: String,
+    /// What it wrote to stderr so far, when started with [`Served::start_capturing_stderr`].
+    stderr: Option<Arc<Mutex<String>>>,
 }
 
 impl Served {
     /// Starts `weft serve weft.toml --listen 127.0.0.1:0 ARGS` in `dir` with `env`, and waits
     /// until it listens.
+    pub fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::spawn(dir, args, env, false)
+    }
+
+    /// As [`Served::start`], keeping what it writes to stderr for [`Served::stderr`].
+    pub fn start_capturing_stderr(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::spawn(dir, args, env, true)
+    }
+
+    /// What it wrote to stderr so far (empty unless started with
+    /// [`Served::start_capturing_stderr`]).
+    pub fn stderr(&self) -> String {
+        self.stderr
+            .as_ref()
+            .map(|s| s.lock().expect("no reader panicked").clone())
+            .unwrap_or_default()
+    }
+
     // The child is waited for by `stop` (and so by `Drop`) once it is in `Served`; before
     // that, the only ways out are panics of the test itself.
     #[allow(clippy::zombie_processes)]
-    pub fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+    fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)], capture: bool) -> Self {
         let mut child = Command::new(weft_bin())
             .args(["serve", "weft.toml", "--listen", "127.0.0.1:0"])
             .args(args)
             .current_dir(dir)
             .env_remove("WEFT_STORE")
+            .env_remove("WEFT_LOG_FORMAT")
+            // What the tests print shows only problems, unless the test reads the log.
+            .env("WEFT_LOG", if capture { "info" } else { "warn" })
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(if capture {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            })
             .spawn()
             .expect("weft serve starts");
+        // Read as it comes, so that the server never blocks on a full pipe.
+        let stderr = child.stderr.take().map(|pipe| {
+            let kept = Arc::new(Mutex::new(String::new()));
+            let sink = kept.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let mut sink = sink.lock().expect("no reader panicked");
+                    sink.push_str(&line);
+                    sink.push('\n');
+                }
+            });
+            kept
+        });
         let mut lines = BufReader::new(child.stdout.take().expect("stdout"));
         let mut banner = String::new();
         loop {
@@ -61,6 +102,7 @@ impl Served {
                     child: Some(child),
                     addr,
                     banner,
+                    stderr,
                 };
             }
         }
@@ -68,11 +110,17 @@ impl Served {
 
     /// Sends SIGTERM and waits for the process to exit; its exit status.
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
-        let mut child = self.child.take()?;
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        child.wait().ok()
+        self.terminate();
+        self.child.take()?.wait().ok()
+    }
+
+    /// Sends SIGTERM without waiting for the process to exit.
+    pub fn terminate(&self) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+        }
     }
 
     /// `METHOD PATH` with `headers` and `body`.
@@ -163,7 +211,20 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Reply {
-    let mut stream = TcpStream::connect(addr).expect("connect to weft serve");
+    try_request(addr, method, path, headers, body)
+        .unwrap_or_else(|| panic!("no HTTP response from {addr} to {method} {path}"))
+}
+
+/// As [`request`], or `None` when nothing answers: the connection is refused or closed
+/// without a response (a server that has stopped listening).
+pub fn try_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<Reply> {
+    let mut stream = TcpStream::connect(addr).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
         .expect("timeout");
@@ -175,15 +236,12 @@ pub fn request(
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).expect("write");
+    stream.write_all(head.as_bytes()).ok()?;
     // The server may answer (413) before reading a large body; a failed write is fine then.
     let _ = stream.write_all(body);
     let mut raw = Vec::new();
     let _ = stream.read_to_end(&mut raw);
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no HTTP response: {}", String::from_utf8_lossy(&raw)));
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.lines();
     let status = lines
@@ -202,11 +260,11 @@ pub fn request(
     {
         body = dechunk(&body);
     }
-    Reply {
+    Some(Reply {
         status,
         headers,
         body,
-    }
+    })
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {

@@ -1,7 +1,8 @@
-//! Parsers for command-line values: durability, run status, age.
+//! Parsers for command-line values: durability, run status, age, log format.
 
 use std::time::Duration;
 
+use weft::observe::logs::LogFormat;
 use weft::store::{Durability, Status};
 
 pub(super) fn parse_durability(text: &str) -> Result<Durability, String> {
@@ -21,4 +22,8 @@ pub(super) fn parse_status(text: &str) -> Result<Status, String> {
 
 pub(super) fn parse_age(text: &str) -> Result<Duration, String> {
     weft_model::limits::parse_duration(text)
+}
+
+pub(super) fn parse_log_format(text: &str) -> Result<LogFormat, String> {
+    text.parse()
 }

@@ -14,7 +14,7 @@ mod serve;
 mod store;
 mod worker;
 
-use args::{parse_age, parse_durability, parse_status};
+use args::{parse_age, parse_durability, parse_log_format, parse_status};
 use replay::again;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -25,6 +25,7 @@ pub(crate) use store::{
     store_location,
 };
 use weft::model::records::now_ms;
+use weft::observe::logs::{self, LogFormat};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -42,6 +43,19 @@ struct Cli {
     /// Defaults to `.weft/` beside the workspace file.
     #[arg(long, global = true, env = "WEFT_STORE", value_name = "DIR|URL")]
     store: Option<String>,
+
+    /// How diagnostics are written to stderr: `text` or `json` (one object per line, for log
+    /// collectors). Which are written is set by `WEFT_LOG` (default `info` for `weft serve`,
+    /// `warn` otherwise): a level, or directives such as `weft=debug,warn`.
+    #[arg(
+        long,
+        global = true,
+        env = "WEFT_LOG_FORMAT",
+        value_name = "FORMAT",
+        default_value = "text",
+        value_parser = parse_log_format
+    )]
+    log_format: LogFormat,
 
     #[command(subcommand)]
     command: Command,
@@ -293,6 +307,12 @@ enum RunsCommand {
 
 pub fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
+    // A server's log says what it does; a command's output is its tables, so only problems.
+    let level = match cli.command {
+        Command::Serve { .. } => "info",
+        _ => "warn",
+    };
+    logs::init(cli.log_format, level)?;
     match cli.command {
         Command::Validate { workspace } => {
             let ws = load_workspace(&workspace)?;

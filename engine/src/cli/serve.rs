@@ -100,8 +100,9 @@ pub fn main(args: Args, store: Option<&str>) -> anyhow::Result<ExitCode> {
         .to_path_buf();
     let auth = auth_config(ws.file.auth.as_ref(), &base_dir)?;
     if let Err(why) = &auth {
-        eprintln!("warning: {why}");
+        tracing::warn!("{why}");
     }
+    weft::observe::metrics::install()?;
     let location = super::store_location(store, Some(&args.workspace));
     let store = Arc::new(super::open_store(&location)?);
     let registry = store.registry()?;
@@ -174,8 +175,12 @@ pub fn main(args: Args, store: Option<&str>) -> anyhow::Result<ExitCode> {
         let signalled = Arc::new(std::sync::OnceLock::new());
         let serving = axum::serve(listener, server.router()).with_graceful_shutdown({
             let signalled = signalled.clone();
+            let server = server.clone();
             async move {
                 shutdown_signal().await;
+                // First of all, so that a load balancer asking `/ready` sends no more work.
+                server.begin_shutdown();
+                tracing::info!("stopping: no new connections; finishing the requests and runs in flight");
                 let _ = signalled.set(tokio::time::Instant::now());
                 let _ = stop_tx.send(true);
             }

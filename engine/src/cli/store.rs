@@ -75,7 +75,7 @@ pub(crate) fn open_store(location: &StoreLocation) -> anyhow::Result<Store> {
     let store = Store::open(location)?;
     let interrupted = store.mark_interrupted()?;
     if !interrupted.is_empty() {
-        eprintln!(
+        notice(&format!(
             "note: {} run(s) were interrupted by a stop of the process that ran them: {}; resume with `weft runs resume RUN_ID -w WEFT_TOML` or replay with `weft runs replay RUN_ID -w WEFT_TOML`",
             interrupted.len(),
             interrupted
@@ -83,7 +83,7 @@ pub(crate) fn open_store(location: &StoreLocation) -> anyhow::Result<Store> {
                 .map(|r| r.id.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
-        );
+        ));
     }
     Ok(store)
 }
@@ -107,4 +107,14 @@ pub(crate) fn open_managed_store(location: &StoreLocation) -> anyhow::Result<Sto
         );
     }
     open_store(location)
+}
+
+/// Tells the user `message` on stderr: as a plain line, or as a log event when the logs are
+/// JSON lines (which a plain line would break).
+fn notice(message: &str) {
+    if weft::observe::logs::json() {
+        tracing::warn!("{message}");
+    } else {
+        eprintln!("{message}");
+    }
 }

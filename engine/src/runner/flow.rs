@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use serde_json::{Value as Json, json};
+use tracing::Instrument;
 use weft_model::control::{Branch, StepKind, Stop};
 use weft_model::records::{Frame, now_ms, step_path};
 use weft_model::redact::Redactor;
@@ -103,7 +104,8 @@ impl Exec<'_> {
             let mut last = None;
             for (index, step) in steps.iter().enumerate() {
                 let ends_run = top && index + 1 == steps.len();
-                match self.step(step, &scope, ends_run).await? {
+                let span = tracing::info_span!("step", step = %step.id);
+                match self.step(step, &scope, ends_run).instrument(span).await? {
                     Ended::Value(value) => {
                         last = Some(step.id.clone());
                         scope.results.insert(step.id.clone(), value);
@@ -179,6 +181,7 @@ impl Exec<'_> {
             let produced = match &step.kind {
                 StepKind::Plugin => {
                     let ran = self.plugin_step(step, scope, &mut record).await;
+                    crate::observe::metrics::step_finished(&step.plugin, started.elapsed());
                     match ran {
                         Ok(succeeded) => {
                             state_writes = succeeded.state_writes;
@@ -238,6 +241,8 @@ impl Exec<'_> {
         record.error = Some(message.clone());
         record.duration_us = started.elapsed().as_micros() as u64;
         let continues = step.on_error == OnError::Continue;
+        // Not the message: it may quote what the step was given. The record has it.
+        tracing::info!(plugin = %step.plugin, continues, "step failed");
         self.recorder
             .step_ended(self.run, record, &[], &[], ends_run || !continues)
             .await?;

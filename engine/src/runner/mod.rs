@@ -5,12 +5,13 @@
 //! `steps` (a plugin step), `attempt` (one plugin step under its retry policy), with `scope`
 //! (what references and conditions reach), `context` (what steps are given, redaction) and
 //! `recorder` (when records are written, flushed and acknowledged; runs in progress are
-//! tracked by `starts`).
+//! tracked by `starts`), and `observed` (each run's log span and metrics).
 
 mod attempt;
 mod context;
 mod flow;
 mod looping;
+mod observed;
 mod preflight;
 mod recorder;
 mod scope;
@@ -375,7 +376,8 @@ impl Runner {
 
     /// Resolves config and credentials, then runs the flow's steps after those in
     /// `from.prior`; the result of step `answer` is checked as a webhook reply.
-    async fn execute(
+    /// ([`Runner::execute`] wraps it in the run's span and counts it.)
+    async fn execute_run(
         &self,
         ws: &Workspace,
         mut run: RunRecord,

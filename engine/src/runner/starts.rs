@@ -120,12 +120,12 @@ impl StartRecords {
                     };
                     if let Err(e) = starts.write_older_than(WRITE_AFTER) {
                         // The run writes its record when it ends; nothing else to do here.
-                        eprintln!("weft: failed to record a run in progress: {e:#}");
+                        tracing::error!("failed to record a run in progress: {e:#}");
                     }
                 }
             });
         if let Err(e) = spawned {
-            eprintln!("weft: runs in progress will be recorded only when they end: {e}");
+            tracing::error!("runs in progress will be recorded only when they end: {e}");
         }
     }
 }
@@ -170,10 +170,7 @@ impl Drop for Started {
                 if let Some(store) = self.owner.store.upgrade()
                     && let Err(e) = store.put_run(&record)
                 {
-                    eprintln!(
-                        "weft: failed to record cancelled run `{}`: {e:#}",
-                        record.id
-                    );
+                    tracing::error!(run_id = %record.id, "failed to record the cancelled run: {e:#}");
                 }
             }
             std::mem::take(&mut start.record.id)

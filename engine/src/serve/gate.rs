@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -26,7 +27,8 @@ pub struct Gate {
 #[derive(Debug, Default)]
 struct State {
     running: usize,
-    waiting: VecDeque<oneshot::Sender<Pass>>,
+    /// Each waiter with when it came, for the age of the oldest (`/metrics`).
+    waiting: VecDeque<(Instant, oneshot::Sender<Pass>)>,
 }
 
 /// The right to run; dropping it lets the next waiter in.
@@ -86,8 +88,23 @@ impl Gate {
             });
         }
         let (tx, rx) = oneshot::channel();
-        state.waiting.push_back(tx);
+        state.waiting.push_back((Instant::now(), tx));
         Ok(Ticket::Wait(rx))
+    }
+
+    /// How many runs wait for their turn, and how long the oldest of them has waited (zero
+    /// when none does). A waiter that gave up is not counted, though it keeps its place until
+    /// its turn comes and passes.
+    pub fn queue(&self) -> (usize, Duration) {
+        let state = self
+            .state
+            .lock()
+            .expect("the gate's lock is never poisoned");
+        let mut waiting = state.waiting.iter().filter(|(_, tx)| !tx.is_closed());
+        match waiting.next() {
+            None => (0, Duration::ZERO),
+            Some((since, _)) => (1 + waiting.count(), since.elapsed()),
+        }
     }
 
     fn release(self: &Arc<Self>) {
@@ -98,7 +115,7 @@ impl Gate {
                     .lock()
                     .expect("the gate's lock is never poisoned");
                 match state.waiting.pop_front() {
-                    Some(next) => next,
+                    Some((_, next)) => next,
                     None => {
                         state.running -= 1;
                         return;
@@ -168,6 +185,32 @@ mod tests {
         assert!(next.wait().await.is_some());
         // And with everyone done, the gate is empty again.
         assert!(matches!(gate.ticket().unwrap(), Ticket::Go(_)));
+    }
+
+    #[tokio::test]
+    async fn the_queue_counts_the_waiters_still_there_and_ages_the_oldest() {
+        let gate = Gate::new(Some(&spec(ConcurrencyMode::Fifo, None, None))).unwrap();
+        assert_eq!(gate.queue(), (0, Duration::ZERO));
+        let first = gate.ticket().unwrap().wait().await.unwrap();
+        assert_eq!(
+            gate.queue(),
+            (0, Duration::ZERO),
+            "the run going does not wait"
+        );
+        let gone = gate.ticket().unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let next = gate.ticket().unwrap();
+        let (depth, oldest) = gate.queue();
+        assert_eq!(depth, 2);
+        assert!(oldest >= Duration::from_millis(200), "{oldest:?}");
+        // A waiter that gave up is no longer counted, nor is its age.
+        drop(gone);
+        let (depth, younger) = gate.queue();
+        assert_eq!(depth, 1);
+        assert!(younger < oldest, "{younger:?} after {oldest:?}");
+        drop(first);
+        let _pass = next.wait().await.unwrap();
+        assert_eq!(gate.queue(), (0, Duration::ZERO));
     }
 
     #[test]

@@ -9,10 +9,12 @@
 //!   a step's result ([`reply`]).
 //! - Schedules ([`schedule`]): cron expressions with a time zone.
 //! - Concurrency per flow and instance ([`gate`]): parallel, throttled, FIFO, with a bounded queue.
+//! - For operators: `/health` (liveness), `/ready` (readiness, 503 once shutting down) and
+//!   `/metrics` (Prometheus text format, admins only; see [`crate::observe`]).
 //!
-//! Every route but `/openapi.json`, `/health` and the webhooks needs a workspace JWT or an HMAC
-//! user hash ([`crate::auth`]). A customer sees only its own instances and runs; anything else
-//! answers 404, so existence does not leak. Errors are `{ "error": { "code", "message" } }`.
+//! Every route but `/openapi.json`, `/health`, `/ready` and the webhooks needs a workspace JWT
+//! or an HMAC user hash ([`crate::auth`]). A customer sees only its own instances and runs;
+//! anything else answers 404, so existence does not leak. Errors are `{ "error": { "code", "message" } }`.
 
 mod api;
 mod auth;
@@ -31,6 +33,7 @@ use api::customers::*;
 use api::instances::*;
 use api::integrations::*;
 use api::meta::*;
+use api::ops::*;
 use api::runs::*;
 pub use error::ApiError;
 use error::ApiResult;
@@ -38,7 +41,7 @@ use webhooks::*;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -129,6 +132,8 @@ struct Inner {
     workspaces: Mutex<HashMap<String, Arc<Workspace>>>,
     gates: Mutex<HashMap<(String, String), FlowGate>>,
     in_flight: InFlight,
+    /// Set by [`Server::begin_shutdown`]: `/ready` answers 503 from then on.
+    shutting_down: AtomicBool,
     options: ServeOptions,
 }
 
@@ -185,6 +190,7 @@ impl Server {
                 workspaces: Mutex::new(HashMap::new()),
                 gates: Mutex::new(HashMap::new()),
                 in_flight: InFlight::default(),
+                shutting_down: AtomicBool::new(false),
                 options,
             }),
         })
@@ -200,6 +206,8 @@ impl Server {
         Router::new()
             .route("/openapi.json", get(openapi))
             .route("/health", get(health))
+            .route("/ready", get(ready))
+            .route("/metrics", get(prometheus))
             .route("/api/v1/me", get(me))
             .route("/api/v1/integrations", get(integrations))
             .route("/api/v1/customers", get(customers))
@@ -294,6 +302,17 @@ impl Server {
                 Ok((instance, flow, path))
             })
             .collect()
+    }
+
+    /// Says the server is shutting down: `/ready` answers 503 from now on, so that a load
+    /// balancer stops sending it work. Call it first when told to stop.
+    pub fn begin_shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`Server::begin_shutdown`] was called.
+    pub fn shutting_down(&self) -> bool {
+        self.inner.shutting_down.load(Ordering::SeqCst)
     }
 
     /// Runs started and not finished.

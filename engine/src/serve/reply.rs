@@ -84,7 +84,10 @@ pub(in crate::serve) fn webhook_reply(
 /// A reply that passed the step's check but still cannot be served (it was recorded before
 /// the check existed, or its binary value was pruned).
 fn bad_reply(run_id: &str, why: &str) -> Response {
-    eprintln!("webhook reply of run {run_id}: {why}");
+    tracing::warn!(
+        run_id,
+        "the webhook reply of the run cannot be served: {why}"
+    );
     ApiError::new(
         StatusCode::BAD_GATEWAY,
         "bad_reply",

@@ -214,23 +214,26 @@ fn fire(
         Ok(true) => {}
         Ok(false) => return,
         Err(e) => {
-            eprintln!(
-                "schedule `{}` of `{}`: tick at {tick} skipped, it could not be claimed in the store: {e:#}",
-                schedule.flow, schedule.instance
+            tracing::error!(
+                flow = %schedule.flow,
+                instance = %schedule.instance,
+                "schedule tick at {tick} skipped, it could not be claimed in the store: {e:#}"
             );
             return;
         }
     }
     if let Some(missed) = missed {
-        eprintln!(
-            "schedule `{}` of `{}` missed {missed} tick(s) up to {tick}: running once now",
-            schedule.flow, schedule.instance
+        tracing::info!(
+            flow = %schedule.flow,
+            instance = %schedule.instance,
+            "schedule missed {missed} tick(s) up to {tick}: running once now"
         );
     }
     if !schedule.overlap && busy.swap(true, Ordering::SeqCst) {
-        eprintln!(
-            "schedule `{}` of `{}`: tick at {tick} skipped, the previous run is still going (set `overlap = true` to allow)",
-            schedule.flow, schedule.instance
+        tracing::warn!(
+            flow = %schedule.flow,
+            instance = %schedule.instance,
+            "schedule tick at {tick} skipped, the previous run is still going (set `overlap = true` to allow)"
         );
         return;
     }
@@ -253,8 +256,10 @@ fn fire(
             .start(&instance, &flow, trigger, super::Mode::Wait)
             .await
         {
-            eprintln!(
-                "schedule `{flow}` of `{instance}`: the run could not start: {}",
+            tracing::error!(
+                flow = %flow,
+                instance = %instance,
+                "the scheduled run could not start: {}",
                 e.message()
             );
         }

@@ -12,6 +12,8 @@
 //! or disabled flow all answer the same 404, and the reason goes to the server's log. Error
 //! bodies never carry a run's error, a template or a step's name; the run's record has them.
 
+use std::time::Instant;
+
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -19,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value as Json;
 use weft_model::trigger::{WebhookRequest, webhook_trigger};
 
+use crate::observe::metrics;
 use crate::serve::api::runs::accepted;
 use crate::serve::error::ApiError;
 use crate::serve::extract::ApiPath;
@@ -83,7 +86,7 @@ fn nowhere() -> Response {
 
 /// A failure of the server's own; the caller hears only that, the log has the rest.
 fn unavailable(why: &str) -> Response {
-    eprintln!("webhook: {why}");
+    tracing::error!("a webhook could not be taken: {why}");
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "unavailable",
@@ -94,9 +97,10 @@ fn unavailable(why: &str) -> Response {
 
 /// Logs why a request to a webhook of `target` was refused, and refuses it as [`nowhere`].
 fn refused(target: &HookTarget, why: &str) -> Response {
-    eprintln!(
-        "webhook `{}`/`{}`: refused: {why}",
-        target.instance, target.flow
+    tracing::info!(
+        instance = %target.instance,
+        flow = %target.flow,
+        "webhook refused: {why}"
     );
     nowhere()
 }
@@ -109,6 +113,7 @@ async fn receive(
     request: Request,
     body: Body,
 ) -> Response {
+    let received = Instant::now();
     let limit = server.inner.options.body_limit;
     let Ok(body) = axum::body::to_bytes(body, limit).await else {
         return ApiError::new(
@@ -178,7 +183,7 @@ async fn receive(
     } else {
         Mode::Accept
     };
-    match server
+    let answer = match server
         .start(&target.instance, &target.flow, trigger, mode)
         .await
     {
@@ -196,7 +201,11 @@ async fn receive(
             target.flow,
             e.message()
         )),
-    }
+    };
+    // Recorded only for a flow that exists: the flow of a refused request is whatever its
+    // caller made up, and each new one would be a new series.
+    metrics::webhook_answered(&target.flow, mode == Mode::Answer, received.elapsed());
+    answer
 }
 
 /// `?wait=true|false` (also `1`/`0`): whether the caller asked to wait for the run.

@@ -1,7 +1,6 @@
-//! `/openapi.json`, `/health` and `/api/v1/me`.
+//! `/openapi.json` and `/api/v1/me`.
 
 use crate::serve::OPENAPI;
-use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -9,14 +8,10 @@ use serde_json::json;
 use crate::auth::Principal;
 
 use crate::serve::error::ApiResult;
-use crate::serve::{Server, ok};
+use crate::serve::ok;
 
 pub(in crate::serve) async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
-}
-
-pub(in crate::serve) async fn health(State(server): State<Server>) -> Response {
-    axum::Json(json!({ "status": "ok", "runs_in_flight": server.in_flight() })).into_response()
 }
 
 pub(in crate::serve) async fn me(principal: Principal) -> ApiResult {

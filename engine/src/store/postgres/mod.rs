@@ -218,7 +218,7 @@ impl Drop for Inner {
                 _ => wait(),
             };
             if let Ok(Err(e)) = flushed {
-                eprintln!("weft: {e}");
+                tracing::error!("{e}");
             }
         }
         let (pool, process) = (self.pool.clone(), self.process.clone());
@@ -251,7 +251,7 @@ async fn heartbeat(pool: Pool, process: String, host: String) {
             anyhow::Ok(())
         };
         if let Err(e) = beat.await {
-            eprintln!("weft: failed to record that this process is alive in PostgreSQL: {e:#}");
+            tracing::warn!("failed to record that this process is alive in PostgreSQL: {e:#}");
         }
     }
 }

@@ -121,16 +121,17 @@ pub(super) async fn write_behind(
             match commit_with_retries(&pool, &owner, &writes).await {
                 Ok(refused) => {
                     for run in refused {
-                        eprintln!(
-                            "weft: run `{run}` is no longer held by this process (its lease ran out); its records were refused and it is abandoned here"
+                        tracing::warn!(
+                            run_id = %run,
+                            "the run is no longer held by this process (its lease ran out): its records were refused"
                         );
                         // Nobody listening: no worker runs leased runs in this process.
                         let _ = lost.send(run);
                     }
                 }
                 Err(e) => {
-                    eprintln!(
-                        "weft: {} record writes to PostgreSQL were lost: {e}",
+                    tracing::error!(
+                        "{} record writes to PostgreSQL were lost: {e}",
                         writes.len()
                     );
                     unreported = Some(e);
@@ -160,7 +161,7 @@ async fn commit_with_retries(
         match commit(pool, owner, writes).await {
             Ok(refused) => return Ok(refused),
             Err(e) if attempt < RETRY_AFTER.len() => {
-                eprintln!("weft: writing records to PostgreSQL failed, retrying: {e:#}");
+                tracing::warn!("writing records to PostgreSQL failed, retrying: {e:#}");
                 tokio::time::sleep(RETRY_AFTER[attempt]).await;
                 attempt += 1;
             }
