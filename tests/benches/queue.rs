@@ -1,0 +1,216 @@
+//! Draining the PostgreSQL store's queue with 1, 2 and 4 workers, on this machine's cores with
+//! PostgreSQL on the same cores.
+//!
+//! Each worker is a [`Worker`] with a store of its own (its own connections, writer and
+//! heartbeat, as a separate `weft worker` process has) in this process, on one shared runtime.
+//! - (a) no-op runs: N one-step Path Helper runs are queued, then the workers drain them; prints
+//!   runs/s and PostgreSQL transactions per run (`pg_stat_database.xact_commit`, which counts
+//!   every commit in the database: the queue's, the records', the heartbeats').
+//! - (b) runs whose one step waits 100 ms on a loopback upstream, 32 slots per worker: runs/s
+//!   against the ideal (slots × workers / 0.1 s).
+//!
+//! The server is the tests' (`WEFT_TEST_POSTGRES`, default what `tests/tools/postgres` sets up;
+//! its role must be allowed to create databases: each contender gets a fresh one);
+//! `WEFT_BENCH_RUNS` sets N for (a) (default 10,000).
+//! `cargo bench -p weft-tests --bench queue`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use weft::plugin::{HostOptions, PluginHost};
+use weft::runner::Runner;
+use weft::store::{PgStore, RunFilter, RunStore, Status, Store, StoreLocation};
+use weft::worker::{Worker, WorkerOptions};
+use weft_model::workspace::Workspace;
+use weft_tests::postgres::TestDatabase;
+use weft_tests::server::TestServer;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn workspace(dir: &std::path::Path, slow_url: &str) -> anyhow::Result<Workspace> {
+    std::fs::write(
+        dir.join("weft.toml"),
+        format!(
+            r#"integrations = ["integration.toml"]
+[workspace]
+name = "queue-bench"
+[plugins.http-get]
+source = "builtin:http-get"
+http = {{ allow = ["{slow_url}"], allow_loopback = true }}
+[[customers]]
+id = "acme"
+name = "Acme"
+config = {{ customerName = "Acme Rockets", pokemonAvatar = "onix" }}
+[[instances]]
+id = "acme"
+customer = "acme"
+integration = "bench"
+"#
+        ),
+    )?;
+    std::fs::write(
+        dir.join("integration.toml"),
+        format!(
+            r#"name = "bench"
+[config_vars]
+customerName = {{ required = true }}
+pokemonAvatar = {{ required = true }}
+[[flows]]
+name = "noop"
+[[flows.steps]]
+id = "path_helper"
+plugin = "path-helper"
+[[flows]]
+name = "wait"
+[[flows.steps]]
+id = "wait"
+plugin = "http-get"
+inputs = {{ url = "{slow_url}/slow?ms=100" }}
+"#
+        ),
+    )?;
+    Workspace::load(&dir.join("weft.toml")).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn open(db: &TestDatabase, local: &std::path::Path) -> anyhow::Result<Arc<Store>> {
+    Ok(Arc::new(Store::open(&StoreLocation::Postgres {
+        url: db.url().to_string(),
+        local: local.to_path_buf(),
+    })?))
+}
+
+/// What every contender shares.
+struct Setup {
+    rt: tokio::runtime::Runtime,
+    ws: Workspace,
+    local: std::path::PathBuf,
+    host: Arc<PluginHost>,
+}
+
+/// Queues `runs` runs of `flow`, then drains them with `workers` workers of 32 slots;
+/// (seconds, transactions committed in the database meanwhile).
+fn drain(setup: &Setup, flow: &str, runs: usize, workers: usize) -> anyhow::Result<(f64, f64)> {
+    let Setup { rt, ws, host, .. } = setup;
+    let local = setup.local.as_path();
+    let slots = 32;
+    let db = TestDatabase::new();
+    let front = open(&db, local)?;
+    front.registry()?.apply(ws, false)?;
+    let queue: &PgStore = front.queue().expect("a PostgreSQL store");
+    for _ in 0..runs {
+        let id = uuid::Uuid::now_v7().to_string();
+        queue.enqueue(&id, "acme", flow, &serde_json::json!({ "trigger": null }))?;
+    }
+    let stores: Vec<Arc<Store>> = (0..workers)
+        .map(|_| open(&db, local))
+        .collect::<anyhow::Result<_>>()?;
+    let commits = |db: &TestDatabase| -> f64 {
+        db.query("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")[0]
+            .parse()
+            .unwrap_or(0.0)
+    };
+    // Statistics reach pg_stat_database with a delay; the figure is read after a pause.
+    std::thread::sleep(Duration::from_millis(700));
+    let before = commits(&db);
+    let started = Instant::now();
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let tasks: Vec<_> = stores
+        .iter()
+        .map(|store| {
+            let worker = Worker::new(
+                store.clone(),
+                Runner::new(host.clone(), store.clone()),
+                WorkerOptions {
+                    slots,
+                    ..WorkerOptions::default()
+                },
+            )
+            .expect("a PostgreSQL store");
+            let stopping = stopping.clone();
+            rt.spawn(async move { worker.run(stopping).await })
+        })
+        .collect();
+    loop {
+        let depth = queue.queue_depth()?;
+        if depth.waiting == 0 && depth.running == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let took = started.elapsed().as_secs_f64();
+    let _ = stop.send(true);
+    for task in tasks {
+        rt.block_on(task)??;
+    }
+    drop(stores);
+    std::thread::sleep(Duration::from_millis(700));
+    let transactions = commits(&db) - before;
+    let done = front.list_runs(&RunFilter {
+        status: Some(Status::Succeeded),
+        ..RunFilter::default()
+    })?;
+    anyhow::ensure!(
+        done.len() == runs,
+        "{} of {runs} runs succeeded",
+        done.len()
+    );
+    Ok((took, transactions))
+}
+
+fn main() -> anyhow::Result<()> {
+    let runs: usize = std::env::var("WEFT_BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(10_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let server = TestServer::start();
+    let dir = tempfile::tempdir()?;
+    let slow = server.url("");
+    let setup = Setup {
+        ws: workspace(dir.path(), slow.trim_end_matches('/'))?,
+        host: Arc::new(PluginHost::new(HostOptions::default())?),
+        local: dir.path().to_path_buf(),
+        rt,
+    };
+
+    println!("(a) {runs} queued one-step runs drained; PostgreSQL on the same 2 cores\n");
+    println!(
+        "{:<10} {:>10} {:>10} {:>16}",
+        "workers", "seconds", "runs/s", "transactions/run"
+    );
+    let mut one = None;
+    for workers in [1, 2, 4] {
+        let (took, transactions) = drain(&setup, "noop", runs, workers)?;
+        let per_second = runs as f64 / took;
+        one.get_or_insert(per_second);
+        println!(
+            "{workers:<10} {took:>10.2} {per_second:>10.0} {:>16.2}   ({:.2}× one worker)",
+            transactions / runs as f64,
+            per_second / one.unwrap_or(per_second)
+        );
+    }
+
+    let waiting = 640;
+    println!("\n(b) {waiting} runs whose step waits 100 ms, 32 slots per worker\n");
+    println!(
+        "{:<10} {:>10} {:>10} {:>10} {:>10}",
+        "workers", "seconds", "runs/s", "ideal", "of ideal"
+    );
+    let mut one = None;
+    for workers in [1, 2, 4] {
+        let (took, _) = drain(&setup, "wait", waiting, workers)?;
+        let per_second = waiting as f64 / took;
+        let ideal = (32 * workers) as f64 / 0.1;
+        one.get_or_insert(per_second);
+        println!(
+            "{workers:<10} {took:>10.2} {per_second:>10.0} {ideal:>10.0} {:>9.0}%   ({:.2}× one worker)",
+            100.0 * per_second / ideal,
+            per_second / one.unwrap_or(per_second)
+        );
+    }
+    Ok(())
+}
