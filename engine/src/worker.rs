@@ -9,10 +9,15 @@
 //! is abandoned: its records are refused by the store's fence, and its task is stopped.
 //!
 //! Runs are found by polling every [`WorkerOptions::poll`]; a new run waits at most that long.
+//!
+//! The workspace a run needs (its instance's config, the integration version it is pinned to)
+//! takes several reads of the store and a validation to build, so a worker keeps each
+//! instance's for [`WORKSPACE_TTL`]: a change made through another process (`weft config set`,
+//! an upgrade) reaches runs started here within that time.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use tokio::sync::watch;
@@ -21,6 +26,13 @@ use tokio::task::JoinSet;
 use crate::runner::{RunRequest, Runner};
 use crate::store::postgres::Claimed;
 use crate::store::{PgStore, RunStore, Status, Store};
+use weft_model::workspace::Workspace;
+
+/// How long a worker reuses an instance's workspace.
+pub const WORKSPACE_TTL: Duration = Duration::from_secs(2);
+
+/// Each instance's workspace at its pinned version, and when it was read.
+type Workspaces = HashMap<String, (Instant, Arc<Workspace>)>;
 
 /// How a worker runs.
 #[derive(Debug, Clone)]
@@ -53,6 +65,8 @@ pub struct Worker {
     store: Arc<Store>,
     runner: Arc<Runner>,
     options: WorkerOptions,
+    /// The workspaces read lately ([`WORKSPACE_TTL`]).
+    workspaces: Arc<Mutex<Workspaces>>,
 }
 
 impl Worker {
@@ -67,6 +81,7 @@ impl Worker {
             store,
             runner: Arc::new(runner),
             options,
+            workspaces: Arc::default(),
         })
     }
 
@@ -161,13 +176,33 @@ impl Worker {
         outcome
     }
 
+    /// The workspace to run a new run of `instance` with ([`WORKSPACE_TTL`]).
+    fn workspace(&self, instance: &str) -> anyhow::Result<Arc<Workspace>> {
+        let cached = |cache: &Workspaces| {
+            cache
+                .get(instance)
+                .filter(|(read, _)| read.elapsed() < WORKSPACE_TTL)
+                .map(|(_, ws)| ws.clone())
+        };
+        // Every update of the cache is one map operation.
+        let lock = || self.workspaces.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(ws) = cached(&lock()) {
+            return Ok(ws);
+        }
+        let ws = Arc::new(self.store.registry()?.workspace_for(instance, None)?);
+        lock().insert(instance.to_string(), (Instant::now(), ws.clone()));
+        Ok(ws)
+    }
+
     async fn run_claimed(&self, claimed: Claimed) -> anyhow::Result<Status> {
         let id = claimed.run_id.clone();
-        let registry = self.store.registry()?;
-        let existing = self.store.get_run(&id)?;
-        let resumable = existing
-            .as_ref()
-            .filter(|found| claimed.claims > 1 && !found.steps.is_empty());
+        // Claimed before: something of it may be recorded already by the worker that lost it.
+        let existing = if claimed.claims > 1 {
+            self.store.get_run(&id)?
+        } else {
+            None
+        };
+        let resumable = existing.as_ref().filter(|found| !found.steps.is_empty());
         let status = match resumable {
             Some(found) if found.run.status != Status::Running => {
                 // Its worker ended it but stopped before taking it off the queue.
@@ -175,7 +210,9 @@ impl Worker {
             }
             Some(found) => {
                 // Lost by a worker that stopped: continue after its last committed step.
-                let ws = registry
+                let ws = self
+                    .store
+                    .registry()?
                     .workspace_for(&found.run.instance, Some(found.run.integration_version))?;
                 let mut interrupted = found.run.clone();
                 interrupted.status = Status::Interrupted;
@@ -183,7 +220,7 @@ impl Worker {
                 self.runner.resume(&ws, &id).await?.run.status
             }
             None => {
-                let ws = registry.workspace_for(&claimed.instance, None)?;
+                let ws = self.workspace(&claimed.instance)?;
                 let trigger = claimed.request["trigger"].clone();
                 let mut prepared = self
                     .runner
