@@ -101,12 +101,21 @@ impl Worker {
         renewal.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut finished = 0;
         loop {
+            // Every run that ended meanwhile at once, so that the claim below fills all their
+            // slots in one round trip.
+            while let Some(done) = tasks.try_join_next() {
+                ended(done, &mut running, &mut finished);
+            }
             let free = self.options.slots.saturating_sub(running.len());
-            if free > 0 {
+            // Claimed when a quarter of the slots are free (or none is busy): claims come in
+            // batches, not one per run that ends.
+            let mut queue_empty = false;
+            if free > 0 && (free >= self.options.slots.div_ceil(4) || running.is_empty()) {
                 let claimed = self
                     .queue()
                     .claim(free, self.options.lease)
                     .context("failed to claim queued runs")?;
+                queue_empty = claimed.len() < free;
                 for run in claimed {
                     let id = run.run_id.clone();
                     let worker = self.clone();
@@ -117,21 +126,14 @@ impl Worker {
                     running.insert(id, handle);
                 }
             }
-            let poll = if running.len() < self.options.slots {
+            // Looked at again soon when it had no more to give; otherwise when a run ends.
+            let poll = if queue_empty {
                 self.options.poll
             } else {
                 self.options.lease
             };
             tokio::select! {
-                Some(done) = tasks.join_next() => {
-                    if let Ok((id, outcome)) = done {
-                        running.remove(&id);
-                        finished += 1;
-                        if let Err(e) = outcome {
-                            tracing::error!(run_id = %id, "the run could not be run: {e:#}");
-                        }
-                    }
-                }
+                Some(done) = tasks.join_next() => ended(done, &mut running, &mut finished),
                 Ok(id) = lost.recv() => abandon(&mut running, &id),
                 _ = renewal.tick() => {
                     for id in self.queue().renew(self.options.lease)? {
@@ -238,6 +240,23 @@ impl Worker {
             }
         };
         Ok(status)
+    }
+}
+
+type Ended = Result<(String, anyhow::Result<Status>), tokio::task::JoinError>;
+
+/// Counts a run's task that ended (one stopped by [`abandon`] is already gone from `running`).
+fn ended(
+    done: Ended,
+    running: &mut HashMap<String, tokio::task::AbortHandle>,
+    finished: &mut usize,
+) {
+    if let Ok((id, outcome)) = done {
+        running.remove(&id);
+        *finished += 1;
+        if let Err(e) = outcome {
+            tracing::error!(run_id = %id, "the run could not be run: {e:#}");
+        }
     }
 }
 

@@ -136,7 +136,7 @@ fn drain(setup: &Setup, flow: &str, runs: usize, workers: usize) -> anyhow::Resu
         if depth.waiting == 0 && depth.running == 0 {
             break;
         }
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(50));
     }
     let took = started.elapsed().as_secs_f64();
     let _ = stop.send(true);

@@ -170,18 +170,15 @@ impl PgStore {
         let me = self.inner.process.clone();
         let id = run_id.to_string();
         let finished = self.query("finish a run", move |client| async move {
+            // One statement (one transaction): the row goes and the waiters are told.
             let removed = client
-                .execute(
-                    "DELETE FROM weft_queue WHERE run_id = $1 AND owner = $2",
+                .query(
+                    "WITH gone AS (DELETE FROM weft_queue WHERE run_id = $1 AND owner = $2 \
+                     RETURNING run_id) SELECT pg_notify('weft_done', run_id) FROM gone",
                     &[&id, &me],
                 )
                 .await?;
-            if removed == 1 {
-                client
-                    .execute("SELECT pg_notify('weft_done', $1)", &[&id])
-                    .await?;
-            }
-            Ok(removed == 1)
+            Ok(removed.len() == 1)
         })?;
         self.leases().remove(run_id);
         Ok(finished)
