@@ -8,7 +8,10 @@
 //! this worker lost (it was paused, or cut off from the database, for longer than the lease)
 //! is abandoned: its records are refused by the store's fence, and its task is stopped.
 //!
-//! Runs are found by polling every [`WorkerOptions::poll`]; a new run waits at most that long.
+//! A worker hears of queued runs at once (`LISTEN`/`NOTIFY`, see [`PgStore::queued`]) and also
+//! looks every [`WorkerOptions::poll`] while it has room, which finds runs whose lease ran out
+//! and bounds the delay a lost notification causes. Runs of concurrency-limited flows are
+//! claimed when a notification says one of them was queued or ended, and on those looks.
 //!
 //! The workspace a run needs (its instance's config, the integration version it is pinned to)
 //! takes several reads of the store and a validation to build, so a worker keeps each
@@ -23,6 +26,7 @@ use anyhow::Context as _;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::observe::metrics;
 use crate::runner::{RunRequest, Runner};
 use crate::store::postgres::Claimed;
 use crate::store::{PgStore, RunStore, Status, Store};
@@ -41,7 +45,7 @@ pub struct WorkerOptions {
     pub slots: usize,
     /// How long a claimed run is held without a renewal.
     pub lease: Duration,
-    /// How often the queue is looked at when there is room.
+    /// How often the queue is looked at when there is room, notifications aside.
     pub poll: Duration,
     /// How long stopping waits for runs in flight; those still going are left to their
     /// leases, and another worker resumes them.
@@ -53,7 +57,7 @@ impl Default for WorkerOptions {
         Self {
             slots: 32,
             lease: Duration::from_secs(15),
-            poll: Duration::from_millis(50),
+            poll: Duration::from_millis(250),
             grace: Duration::from_secs(30),
         }
     }
@@ -97,6 +101,10 @@ impl Worker {
         let mut tasks: JoinSet<(String, anyhow::Result<Status>)> = JoinSet::new();
         let mut running: HashMap<String, tokio::task::AbortHandle> = HashMap::new();
         let mut lost = self.queue().lost_runs();
+        let mut queued = self.queue().queued();
+        let mut gated_seen = queued.borrow_and_update().gated;
+        // Whether runs of concurrency-limited flows may be due: looked at first thing.
+        let mut gated = true;
         let mut renewal = tokio::time::interval(self.options.lease / 3);
         renewal.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut finished = 0;
@@ -111,12 +119,14 @@ impl Worker {
             // batches, not one per run that ends.
             let mut queue_empty = false;
             if free > 0 && (free >= self.options.slots.div_ceil(4) || running.is_empty()) {
-                let claimed = self
+                let claims = self
                     .queue()
-                    .claim(free, self.options.lease)
+                    .claim(free, self.options.lease, gated)
                     .context("failed to claim queued runs")?;
-                queue_empty = claimed.len() < free;
-                for run in claimed {
+                gated = claims.gated_left;
+                queue_empty = claims.runs.len() < free;
+                for run in claims.runs {
+                    metrics::run_claimed(&run.flow, &run.instance, run.waited, run.claims > 1);
                     let id = run.run_id.clone();
                     let worker = self.clone();
                     let handle = tasks.spawn(async move {
@@ -126,7 +136,8 @@ impl Worker {
                     running.insert(id, handle);
                 }
             }
-            // Looked at again soon when it had no more to give; otherwise when a run ends.
+            // Looked at again when told of a run, or soon when it had no more to give;
+            // otherwise when a run ends.
             let poll = if queue_empty {
                 self.options.poll
             } else {
@@ -140,7 +151,12 @@ impl Worker {
                         abandon(&mut running, &id);
                     }
                 }
-                _ = tokio::time::sleep(poll) => {}
+                Ok(()) = queued.changed() => {
+                    let now = queued.borrow_and_update().gated;
+                    gated |= now != gated_seen;
+                    gated_seen = now;
+                }
+                _ = tokio::time::sleep(poll) => gated = true,
                 _ = shutdown.changed() => {
                     if *shutdown.borrow() {
                         break;
@@ -232,7 +248,8 @@ impl Worker {
                         flow: Some(&claimed.flow),
                         trigger,
                     })?
-                    .with_id(id.clone());
+                    .with_id(id.clone())
+                    .queued_for(claimed.waited);
                 if let Some(step) = claimed.request["answer"].as_str() {
                     prepared = prepared.answering(step);
                 }
@@ -268,5 +285,6 @@ fn abandon(running: &mut HashMap<String, tokio::task::AbortHandle>, id: &str) {
             "the run was taken over by another worker (this one held it past its lease); abandoned here"
         );
         task.abort();
+        metrics::run_abandoned();
     }
 }

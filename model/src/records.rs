@@ -110,6 +110,10 @@ pub struct RunRecord {
     /// The `stop` step that ended the run, when one did; its result is the run's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_by: Option<String>,
+    /// How long the run waited in the shared queue before a worker took it, in microseconds
+    /// (runs queued by a front end for the workers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_us: Option<u64>,
 }
 
 /// One attempt at a step.

@@ -100,7 +100,13 @@ fn drain(setup: &Setup, flow: &str, runs: usize, workers: usize) -> anyhow::Resu
     let queue: &PgStore = front.queue().expect("a PostgreSQL store");
     for _ in 0..runs {
         let id = uuid::Uuid::now_v7().to_string();
-        queue.enqueue(&id, "acme", flow, &serde_json::json!({ "trigger": null }))?;
+        queue.enqueue(
+            &id,
+            "acme",
+            flow,
+            &serde_json::json!({ "trigger": null }),
+            None,
+        )?;
     }
     let stores: Vec<Arc<Store>> = (0..workers)
         .map(|_| open(&db, local))

@@ -62,7 +62,7 @@ fn serve_logging_json(env: &TestEnv) -> Served {
 
 /// `GET /metrics` as an admin, every line checked to be a sample, a `# HELP` or a `# TYPE`
 /// line (the parser skips what it cannot read), then parsed.
-fn scrape(served: &Served) -> Scrape {
+pub(super) fn scrape(served: &Served) -> Scrape {
     let reply = served.get("/metrics", &admin_token());
     assert_eq!(reply.status, 200, "{}", reply.text());
     let content_type = reply.header("content-type").unwrap_or_default();
@@ -82,7 +82,11 @@ fn scrape(served: &Served) -> Scrape {
 
 /// The value of each sample of `metric` (a counter, gauge, or a histogram's `_count`) by the
 /// values of `labels`.
-fn samples(scrape: &Scrape, metric: &str, labels: &[&str]) -> BTreeMap<Vec<String>, f64> {
+pub(super) fn samples(
+    scrape: &Scrape,
+    metric: &str,
+    labels: &[&str],
+) -> BTreeMap<Vec<String>, f64> {
     scrape
         .samples
         .iter()

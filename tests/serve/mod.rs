@@ -11,6 +11,7 @@ use weft_tests::serve::Served;
 use weft_tests::server::TestServer;
 use weft_tests::{TestEnv, plugin};
 
+mod across_workers;
 mod auth;
 mod contract;
 mod metrics;

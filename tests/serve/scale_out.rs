@@ -16,10 +16,10 @@ use weft_tests::{TestEnv, pokemon_example, weft_bin};
 use super::{HASH_SECRET, HOOK_SECRET, SECRET, env};
 
 /// `weft worker weft.toml` in `env` on `db`, with `args`; killed when dropped.
-struct WorkerProcess(Child);
+pub(super) struct WorkerProcess(Child);
 
 impl WorkerProcess {
-    fn start(env: &TestEnv, db: &TestDatabase, args: &[&str]) -> Self {
+    pub(super) fn start(env: &TestEnv, db: &TestDatabase, args: &[&str]) -> Self {
         Self::start_logging(env, db, args, Stdio::inherit())
     }
 
@@ -60,7 +60,7 @@ impl Drop for WorkerProcess {
     }
 }
 
-fn front(env: &TestEnv, db: &TestDatabase) -> Served {
+pub(super) fn front(env: &TestEnv, db: &TestDatabase) -> Served {
     Served::start(
         env.path(),
         &["--role", "front"],
@@ -74,7 +74,7 @@ fn front(env: &TestEnv, db: &TestDatabase) -> Served {
 }
 
 /// Waits until `sql` answers `want` (first column of the first row).
-fn until(db: &TestDatabase, sql: &str, want: &str) {
+pub(super) fn until(db: &TestDatabase, sql: &str, want: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let got = db.query(sql);

@@ -21,9 +21,9 @@ fn processes_opening_a_new_database_at_once_migrate_it_once() {
     }
     assert_eq!(
         db.query("SELECT version || ' ' || name FROM weft_schema ORDER BY version"),
-        vec!["1 store", "2 queue"]
+        vec!["1 store", "2 queue", "3 gates"]
     );
-    assert_eq!(weft::store::postgres::SCHEMA_VERSION, 2);
+    assert_eq!(weft::store::postgres::SCHEMA_VERSION, 3);
     // Migrating again finds nothing to do.
     let migrated = PgStore::migrate(&url).unwrap();
     assert_eq!(migrated.from, migrated.to);

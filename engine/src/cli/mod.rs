@@ -141,6 +141,10 @@ enum Command {
         /// `background`.
         #[arg(long, default_value = "step", value_parser = parse_durability)]
         durability: Durability,
+        /// Serve `/metrics` (Prometheus text, unauthenticated: bind it to an address only your
+        /// monitoring reaches) and `/health` on this address, e.g. `127.0.0.1:9091`.
+        #[arg(long)]
+        metrics_listen: Option<std::net::SocketAddr>,
     },
     /// Check a workspace file and every integration it lists, reporting all problems at once.
     Validate {
@@ -427,6 +431,7 @@ pub fn main() -> anyhow::Result<ExitCode> {
             lease,
             grace,
             durability,
+            metrics_listen,
         } => worker::main(
             worker::Args {
                 workspace,
@@ -434,6 +439,7 @@ pub fn main() -> anyhow::Result<ExitCode> {
                 lease: Duration::from_secs(lease),
                 grace: Duration::from_secs(grace),
                 durability,
+                metrics_listen,
             },
             cli.store.as_deref(),
         ),

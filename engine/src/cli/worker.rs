@@ -17,6 +17,7 @@ pub struct Args {
     pub lease: Duration,
     pub grace: Duration,
     pub durability: Durability,
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 pub fn main(args: Args, store: Option<&str>) -> anyhow::Result<ExitCode> {
@@ -56,6 +57,14 @@ pub fn main(args: Args, store: Option<&str>) -> anyhow::Result<ExitCode> {
             args.slots,
             args.lease
         );
+        if let Some(addr) = args.metrics_listen {
+            weft::observe::metrics::install()?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("failed to listen on {addr} for `--metrics-listen`"))?;
+            println!("Metrics on http://{}/metrics", listener.local_addr()?);
+            tokio::spawn(async move { axum::serve(listener, metrics_router()).await });
+        }
         let _ = std::io::Write::flush(&mut std::io::stdout());
         let (stop, stopping) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
@@ -67,4 +76,23 @@ pub fn main(args: Args, store: Option<&str>) -> anyhow::Result<ExitCode> {
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `/metrics` (every metric in the Prometheus text format) and `/health`.
+fn metrics_router() -> axum::Router {
+    use axum::http::header;
+    axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(|| async {
+                (
+                    [(header::CONTENT_TYPE, weft::observe::metrics::CONTENT_TYPE)],
+                    weft::observe::metrics::render().unwrap_or_default(),
+                )
+            }),
+        )
+        .route(
+            "/health",
+            axum::routing::get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
+        )
 }

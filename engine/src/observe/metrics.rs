@@ -10,6 +10,12 @@
 //! | `weft_webhook_duration_seconds` | histogram | `flow`, `wait` |
 //! | `weft_queue_depth` | gauge | `flow`, `instance` |
 //! | `weft_queue_oldest_wait_seconds` | gauge | `flow`, `instance` |
+//! | `weft_shared_queue_waiting` | gauge | |
+//! | `weft_shared_queue_running` | gauge | |
+//! | `weft_shared_queue_oldest_wait_seconds` | gauge | |
+//! | `weft_queue_wait_seconds` | histogram | `flow`, `instance` |
+//! | `weft_runs_reclaimed_total` | counter | `flow`, `instance` |
+//! | `weft_runs_abandoned_total` | counter | |
 //!
 //! Recorded through the [`metrics`] facade: until [`install`] runs, every call here
 //! is a no-op, so library users and tests that never install a recorder pay nothing. Runs are
@@ -28,6 +34,9 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use weft_model::records::Status;
 
+/// The content type of the Prometheus text format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
 /// Runs started (new runs and replays), by flow and instance.
 pub const RUNS_STARTED: &str = "weft_runs_started_total";
 /// Interrupted runs continued from their last completed step, by flow and instance.
@@ -42,6 +51,20 @@ pub const WEBHOOK_DURATION: &str = "weft_webhook_duration_seconds";
 pub const QUEUE_DEPTH: &str = "weft_queue_depth";
 /// How long the oldest of those runs has waited, by flow and instance (0 when none waits).
 pub const QUEUE_OLDEST_WAIT: &str = "weft_queue_oldest_wait_seconds";
+
+/// Runs in the queue shared by the processes on a PostgreSQL store, not held by a worker.
+pub const SHARED_QUEUE_WAITING: &str = "weft_shared_queue_waiting";
+/// Runs in that queue held by a worker.
+pub const SHARED_QUEUE_RUNNING: &str = "weft_shared_queue_running";
+/// How long the oldest run waiting in that queue has waited (0 when none waits).
+pub const SHARED_QUEUE_OLDEST_WAIT: &str = "weft_shared_queue_oldest_wait_seconds";
+/// From a run queued to a worker taking it, by flow and instance (workers).
+pub const QUEUE_WAIT: &str = "weft_queue_wait_seconds";
+/// Runs a worker took after the lease of the worker holding them ran out (it stopped, or was
+/// cut off), by flow and instance: each is resumed after its last committed step.
+pub const RUNS_RECLAIMED: &str = "weft_runs_reclaimed_total";
+/// Runs a worker gave up because it held them past its lease and another took them.
+pub const RUNS_ABANDONED: &str = "weft_runs_abandoned_total";
 
 /// Plugin steps take from tens of microseconds (a pure step on a warm instance) to tens of
 /// seconds (a slow upstream, retries with back-off).
@@ -74,6 +97,7 @@ pub fn install() -> anyhow::Result<()> {
         .and_then(|b| {
             b.set_buckets_for_metric(Matcher::Full(WEBHOOK_DURATION.into()), WEBHOOK_BUCKETS)
         })
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Full(QUEUE_WAIT.into()), WEBHOOK_BUCKETS))
         .context("the metrics' buckets are invalid")?
         .install_recorder()
         .context("failed to install the metrics recorder (is another one installed?)")?;
@@ -124,6 +148,32 @@ fn describe() {
         Unit::Seconds,
         "How long the oldest waiting run has waited"
     );
+    describe_gauge!(
+        SHARED_QUEUE_WAITING,
+        "Runs in the queue shared by the processes on a PostgreSQL store, not held by a worker"
+    );
+    describe_gauge!(
+        SHARED_QUEUE_RUNNING,
+        "Runs in the shared queue held by a worker"
+    );
+    describe_gauge!(
+        SHARED_QUEUE_OLDEST_WAIT,
+        Unit::Seconds,
+        "How long the oldest run waiting in the shared queue has waited"
+    );
+    describe_histogram!(
+        QUEUE_WAIT,
+        Unit::Seconds,
+        "From a run queued to a worker taking it"
+    );
+    describe_counter!(
+        RUNS_RECLAIMED,
+        "Runs taken after the lease of the worker holding them ran out"
+    );
+    describe_counter!(
+        RUNS_ABANDONED,
+        "Runs given up by a worker that held them past its lease"
+    );
 }
 
 /// A new run (or a replay) of `flow` of `instance` started.
@@ -166,6 +216,29 @@ pub fn queue(flow: &str, instance: &str, depth: usize, oldest: Duration) {
     let labels = [("flow", flow.to_owned()), ("instance", instance.to_owned())];
     gauge!(QUEUE_DEPTH, &labels).set(depth as f64);
     gauge!(QUEUE_OLDEST_WAIT, &labels).set(oldest);
+}
+
+/// The queue shared through a PostgreSQL store holds `waiting` runs nobody holds and
+/// `running` held ones; the oldest waiting one has waited `oldest`.
+pub fn shared_queue(waiting: i64, running: i64, oldest: Duration) {
+    gauge!(SHARED_QUEUE_WAITING).set(waiting as f64);
+    gauge!(SHARED_QUEUE_RUNNING).set(running as f64);
+    gauge!(SHARED_QUEUE_OLDEST_WAIT).set(oldest);
+}
+
+/// A worker took a run of `flow` of `instance` that waited `waited` in the queue; `again` when
+/// another worker had held it and lost its lease.
+pub fn run_claimed(flow: &str, instance: &str, waited: Duration, again: bool) {
+    let labels = [("flow", flow.to_owned()), ("instance", instance.to_owned())];
+    histogram!(QUEUE_WAIT, &labels).record(waited);
+    if again {
+        counter!(RUNS_RECLAIMED, &labels).increment(1);
+    }
+}
+
+/// A worker gave a run up: it held it past its lease.
+pub fn run_abandoned() {
+    counter!(RUNS_ABANDONED).increment(1);
 }
 
 #[cfg(test)]

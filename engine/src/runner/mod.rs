@@ -148,6 +148,11 @@ impl PreparedRun {
         self.record.id = id;
         self
     }
+    /// The run waited `waited` in the shared queue before this process took it.
+    pub fn queued_for(mut self, waited: std::time::Duration) -> Self {
+        self.record.queued_us = Some(u64::try_from(waited.as_micros()).unwrap_or(u64::MAX));
+        self
+    }
     /// The run's record as it will be written when it starts.
     pub fn record(&self) -> &RunRecord {
         &self.record
@@ -371,6 +376,7 @@ impl Runner {
             replay_of,
             resumed: 0,
             stopped_by: None,
+            queued_us: None,
         }
     }
 

@@ -56,18 +56,38 @@ pub struct QueueFull {
     pub waiting: usize,
 }
 
-impl Gate {
-    /// The gate for `spec`; `None` for a parallel flow (no gate at all).
-    pub fn new(spec: Option<&ConcurrencySpec>) -> Option<Arc<Self>> {
+/// What a flow's concurrency setting allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Runs at once (1 for FIFO).
+    pub limit: u32,
+    /// Runs waiting for their turn at most.
+    pub queue: u32,
+}
+
+impl Limits {
+    /// The limits of `spec`; `None` for a parallel flow.
+    pub fn of(spec: Option<&ConcurrencySpec>) -> Option<Self> {
         let spec = spec?;
         let limit = match spec.mode {
             ConcurrencyMode::Parallel => return None,
             ConcurrencyMode::Fifo => 1,
-            ConcurrencyMode::Throttled => spec.limit.unwrap_or(1).max(1) as usize,
+            ConcurrencyMode::Throttled => spec.limit.unwrap_or(1).max(1),
         };
-        Some(Arc::new(Self {
+        Some(Self {
             limit,
-            queue: spec.queue.unwrap_or(DEFAULT_QUEUE) as usize,
+            queue: spec.queue.unwrap_or(DEFAULT_QUEUE),
+        })
+    }
+}
+
+impl Gate {
+    /// The gate for `spec`; `None` for a parallel flow (no gate at all).
+    pub fn new(spec: Option<&ConcurrencySpec>) -> Option<Arc<Self>> {
+        let Limits { limit, queue } = Limits::of(spec)?;
+        Some(Arc::new(Self {
+            limit: limit as usize,
+            queue: queue as usize,
             state: Mutex::new(State::default()),
         }))
     }

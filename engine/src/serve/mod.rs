@@ -418,16 +418,9 @@ impl Server {
         }
         let ticket = match self.gate(instance, &spec) {
             None => Ticket::Free,
-            Some(gate) => gate.ticket().map_err(|full| {
-                ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "queue_full",
-                    format!(
-                        "{} runs of `{flow}` are already waiting for instance `{instance}`; try again later",
-                        full.waiting
-                    ),
-                )
-            })?,
+            Some(gate) => gate
+                .ticket()
+                .map_err(|full| queue_full(instance, flow, full.waiting))?,
         };
         let prepared = self
             .inner
@@ -501,6 +494,17 @@ enum Mode {
 enum Started {
     Accepted(String),
     Finished(Box<RunWithSteps>, FlowSpec),
+}
+
+/// The answer to a run refused because `waiting` runs of its flow already wait for their turn.
+fn queue_full(instance: &str, flow: &str, waiting: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "queue_full",
+        format!(
+            "{waiting} runs of `{flow}` are already waiting for instance `{instance}`; try again later"
+        ),
+    )
 }
 
 fn sees(principal: &Principal, customer: &str) -> bool {

@@ -201,6 +201,29 @@ async fn one(
     }
 }
 
+/// Whether the schedule's previous run is still going, here (`busy`, which is set if not) or,
+/// for a front end, queued or running on a worker (the previous tick may have been fired by
+/// another front end).
+fn previous_going(server: &Server, schedule: &Schedule, busy: &AtomicBool) -> bool {
+    if busy.swap(true, Ordering::SeqCst) {
+        return true;
+    }
+    let elsewhere = server
+        .queued_unfinished(&schedule.instance, &schedule.flow)
+        .unwrap_or_else(|e| {
+            tracing::warn!(
+                flow = %schedule.flow,
+                instance = %schedule.instance,
+                "could not tell whether the previous scheduled run is still going ({e:#}); firing"
+            );
+            false
+        });
+    if elsewhere {
+        busy.store(false, Ordering::SeqCst);
+    }
+    elsewhere
+}
+
 fn fire(
     server: &Server,
     ticks: &ScheduleTicks,
@@ -229,7 +252,7 @@ fn fire(
             "schedule missed {missed} tick(s) up to {tick}: running once now"
         );
     }
-    if !schedule.overlap && busy.swap(true, Ordering::SeqCst) {
+    if !schedule.overlap && previous_going(server, schedule, busy) {
         tracing::warn!(
             flow = %schedule.flow,
             instance = %schedule.instance,

@@ -23,6 +23,7 @@ fn run(id: &str, status: Status) -> RunRecord {
         replay_of: None,
         resumed: 0,
         stopped_by: None,
+        queued_us: None,
     }
 }
 

@@ -5,6 +5,8 @@
 //! serves and can take work (and, when it cannot, a short reason). `/metrics` needs an admin
 //! token: its labels name instances and flows.
 
+use std::time::Duration;
+
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -14,9 +16,6 @@ use crate::observe::metrics;
 use crate::serve::Server;
 use crate::serve::auth::Admin;
 use crate::serve::error::{ApiError, ApiResult};
-
-/// The content type of the Prometheus text format.
-const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// `GET /health`: 200 while the process serves requests at all.
 pub(in crate::serve) async fn health() -> Response {
@@ -43,7 +42,7 @@ pub(in crate::serve) async fn prometheus(State(server): State<Server>, _admin: A
             "this process records no metrics: the program serving the API installed no recorder (`weft::observe::metrics::install`)",
         )
     })?;
-    Ok(([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], text).into_response())
+    Ok(([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response())
 }
 
 impl Server {
@@ -61,8 +60,19 @@ impl Server {
         Ok(())
     }
 
-    /// Sets the queue gauges from the gates of the flows that have one, as they are now.
+    /// Sets the queue gauges from the gates of the flows that have one, and from the shared
+    /// queue on a PostgreSQL store, as they are now.
     fn record_queues(&self) {
+        if let Some(queue) = self.inner.store.queue() {
+            match queue.queue_depth() {
+                Ok(depth) => metrics::shared_queue(
+                    depth.waiting,
+                    depth.running,
+                    Duration::from_secs_f64(depth.oldest_wait_secs.unwrap_or(0.0).max(0.0)),
+                ),
+                Err(e) => tracing::error!("the shared queue's depth could not be read: {e:#}"),
+            }
+        }
         let gates: Vec<_> = self
             .inner
             .gates

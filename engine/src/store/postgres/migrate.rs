@@ -13,6 +13,7 @@ use tokio_postgres::Client;
 const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "store", include_str!("migrations/0001_store.sql")),
     (2, "queue", include_str!("migrations/0002_queue.sql")),
+    (3, "gates", include_str!("migrations/0003_gates.sql")),
 ];
 
 /// The newest schema version this build knows.

@@ -6,11 +6,12 @@
 //! ticks and webhook tokens, as small key-value trees) and `weft_processes` (who is alive).
 //!
 //! Writes of records go behind ([`writer`]); reads wait for this process's queued writes, then
-//! query ([`bridge`]). Each process heartbeats in `weft_processes`; a run left `running` by a
+//! query ([`bridge`]). Processes wake each other through `LISTEN`/`NOTIFY` ([`listen`]). Each process heartbeats in `weft_processes`; a run left `running` by a
 //! process that stopped heartbeating for [`PROCESS_TIMEOUT`] was interrupted.
 
 mod bridge;
 mod kv;
+mod listen;
 mod migrate;
 mod queue;
 mod runs;
@@ -25,8 +26,9 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use bridge::Bridge;
 pub use kv::PgTree;
+pub use listen::{ANY_RUN, Queued};
 pub use migrate::{Migrated, SCHEMA_VERSION};
-pub use queue::{Claimed, QueueDepth};
+pub use queue::{Claimed, Claims, QueueDepth};
 use writer::Message;
 
 /// How often a process says it is alive.
@@ -50,6 +52,8 @@ struct Inner {
     shown: String,
     /// This process's id in `weft_processes`, and the owner of the runs it writes.
     process: String,
+    /// Where to connect, for the listening connection.
+    config: tokio_postgres::Config,
     pool: Pool,
     writes: UnboundedSender<Message>,
     /// The runs this process claimed and has not finished, and whether it still holds each
@@ -57,6 +61,8 @@ struct Inner {
     leases: std::sync::Mutex<std::collections::HashMap<String, bool>>,
     /// Runs whose records the fence refused.
     lost: tokio::sync::broadcast::Sender<String>,
+    /// What the listening connection heard; it is started by the first who asks.
+    signals: std::sync::OnceLock<Arc<listen::Signals>>,
     // Last, so the tasks it drives stop after everything above is dropped.
     bridge: Bridge,
 }
@@ -71,7 +77,7 @@ impl PgStore {
             .with_context(|| format!("`{shown}` is not a PostgreSQL connection URL"))?;
         let bridge = Bridge::start()?;
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             tokio_postgres::NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -121,10 +127,12 @@ impl PgStore {
             inner: Arc::new(Inner {
                 shown,
                 process,
+                config,
                 pool,
                 writes,
                 leases: Default::default(),
                 lost,
+                signals: Default::default(),
                 bridge,
             }),
         })
@@ -160,6 +168,30 @@ impl PgStore {
     /// held them: the worker running one abandons it.
     pub fn lost_runs(&self) -> tokio::sync::broadcast::Receiver<String> {
         self.inner.lost.subscribe()
+    }
+
+    /// The announcements of queued runs (and of room in concurrency-limited flows); the first
+    /// call starts listening.
+    pub fn queued(&self) -> tokio::sync::watch::Receiver<Queued> {
+        self.signals().queued.subscribe()
+    }
+
+    /// The ids of runs that ended and left the queue ([`ANY_RUN`] when any may have); the
+    /// first call starts listening.
+    pub fn ended_runs(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.signals().ended.subscribe()
+    }
+
+    fn signals(&self) -> &listen::Signals {
+        self.inner.signals.get_or_init(|| {
+            let signals = Arc::new(listen::Signals::default());
+            self.inner.bridge.handle().spawn(listen::listen(
+                self.inner.config.clone(),
+                self.inner.shown.clone(),
+                signals.clone(),
+            ));
+            signals
+        })
     }
 
     /// Runs `query` with a pooled connection on the store's runtime and waits for it.

@@ -2,7 +2,9 @@
 //!
 //! A run is enqueued when it arrives; a worker claims runs with `FOR UPDATE SKIP LOCKED` (a
 //! batch the size of its free slots, oldest first), holds each by a lease it renews, and
-//! finishes it by deleting its row. A run whose worker stopped renewing is claimed again once
+//! finishes it by deleting its row. Runs of a flow with a concurrency limit (`throttled`,
+//! `fifo`) are claimed under a lock the claimers share, each gate (a flow of an instance) up to
+//! its limit, oldest first, so the limit and the order hold whichever workers run them. A run whose worker stopped renewing is claimed again once
 //! its lease ran out. Records of a claimed run are fenced: the writer commits them only while
 //! this process still holds the run's lease (see [`super::writer`]), so a worker that lost a
 //! run (paused past its lease, cut off) cannot write over the run's new owner; the runs whose
@@ -29,6 +31,10 @@ pub struct Claimed {
     /// How many times it has been claimed, this time included: more than once means a worker
     /// lost it and it is to be resumed.
     pub claims: i32,
+    /// When it was queued.
+    pub enqueued_at: std::time::SystemTime,
+    /// How long it waited in the queue until this claim (by the database's clock).
+    pub waited: Duration,
 }
 
 /// How many runs wait, and for how long the oldest has.
@@ -46,66 +52,154 @@ fn interval(lease: Duration) -> String {
     format!("{} milliseconds", lease.as_millis())
 }
 
+/// The advisory lock held while claiming runs of concurrency-limited flows (`weft` in ASCII,
+/// then `gates`): the claimer counts a gate's running runs and takes its oldest waiting ones
+/// while no other can.
+const GATE_LOCK: i64 = 0x7765_6674_6761_7465;
+
+/// Claims open runs (of flows without a concurrency limit): the oldest waiting ones, skipping
+/// those another claimer has locked.
+const CLAIM_OPEN: &str = "\
+    UPDATE weft_queue q \
+    SET owner = $1, lease_until = now() + $3::text::interval, claims = q.claims + 1 \
+    FROM ( \
+        SELECT run_id FROM weft_queue \
+        WHERE gate IS NULL AND (owner IS NULL OR lease_until < now()) \
+        ORDER BY enqueued_at, run_id \
+        LIMIT $2 FOR UPDATE SKIP LOCKED) due \
+    WHERE q.run_id = due.run_id \
+    RETURNING q.run_id, q.instance, q.flow, q.request, q.claims, q.enqueued_at, \
+              (extract(epoch FROM clock_timestamp() - q.enqueued_at) * 1000000)::int8";
+
+/// Claims runs of concurrency-limited flows, under [`GATE_LOCK`]: of each gate, its oldest
+/// waiting runs, as many as its limit leaves room for next to its running ones.
+const CLAIM_GATED: &str = "\
+    WITH busy AS ( \
+        SELECT gate, count(*) AS n FROM weft_queue \
+        WHERE gate IS NOT NULL AND owner IS NOT NULL AND lease_until >= now() \
+        GROUP BY gate), \
+    waiting AS ( \
+        SELECT run_id, gate, gate_limit, enqueued_at, \
+               row_number() OVER (PARTITION BY gate ORDER BY enqueued_at, run_id) AS place \
+        FROM weft_queue \
+        WHERE gate IS NOT NULL AND (owner IS NULL OR lease_until < now())), \
+    due AS ( \
+        SELECT w.run_id FROM waiting w LEFT JOIN busy b ON b.gate = w.gate \
+        WHERE w.place <= w.gate_limit - coalesce(b.n, 0) \
+        ORDER BY w.enqueued_at, w.run_id \
+        LIMIT $2) \
+    UPDATE weft_queue q \
+    SET owner = $1, lease_until = now() + $3::text::interval, claims = q.claims + 1 \
+    FROM due \
+    WHERE q.run_id = due.run_id AND (q.owner IS NULL OR q.lease_until < now()) \
+    RETURNING q.run_id, q.instance, q.flow, q.request, q.claims, q.enqueued_at, \
+              (extract(epoch FROM clock_timestamp() - q.enqueued_at) * 1000000)::int8";
+
+/// What a claim got.
+#[derive(Debug, Default)]
+pub struct Claims {
+    /// The runs, oldest first.
+    pub runs: Vec<Claimed>,
+    /// Whether runs of concurrency-limited flows filled every slot offered: more of them may
+    /// be due, so the next claim should look at them again.
+    pub gated_left: bool,
+}
+
 impl PgStore {
     /// Adds run `run_id` of `instance`'s flow `flow` to the queue, with `request`, and wakes
-    /// the workers listening.
+    /// the workers listening. With a `limit`, at most that many runs of this flow of this
+    /// instance run at once, across all workers, in the order they were queued (a limit of 1
+    /// is first in, first out).
     pub fn enqueue(
         &self,
         run_id: &str,
         instance: &str,
         flow: &str,
         request: &serde_json::Value,
+        limit: Option<u32>,
     ) -> anyhow::Result<()> {
         let (run_id, instance, flow) = (run_id.to_string(), instance.to_string(), flow.to_string());
         let request = serde_json::to_vec(request)?;
+        let limit = limit.map(|l| i32::try_from(l.max(1)).unwrap_or(i32::MAX));
         self.query("enqueue a run", move |client| async move {
+            // One statement (one transaction): the row and the wake-up.
             client
                 .execute(
-                    "INSERT INTO weft_queue (run_id, instance, flow, request) \
-                     VALUES ($1, $2, $3, $4)",
-                    &[&run_id, &instance, &flow, &request],
+                    "WITH queued AS ( \
+                         INSERT INTO weft_queue (run_id, instance, flow, request, gate, gate_limit) \
+                         VALUES ($1, $2, $3, $4, \
+                                 CASE WHEN $5::integer IS NULL THEN NULL ELSE $2 || '/' || $3 END, \
+                                 $5) \
+                         RETURNING gate) \
+                     SELECT pg_notify('weft_queue', CASE WHEN gate IS NULL THEN '' ELSE 'gated' END) \
+                     FROM queued",
+                    &[&run_id, &instance, &flow, &request, &limit],
                 )
-                .await?;
-            client
-                .execute("SELECT pg_notify('weft_queue', '')", &[])
                 .await?;
             Ok(())
         })
     }
 
     /// Claims up to `slots` runs (waiting ones, and ones whose lease ran out), oldest first,
-    /// each held until now + `lease`.
-    pub fn claim(&self, slots: usize, lease: Duration) -> anyhow::Result<Vec<Claimed>> {
+    /// each held until now + `lease`. Runs of concurrency-limited flows are looked at only
+    /// when `gated` (a worker does when told they may have room, and now and then): that
+    /// takes a lock the claimers share, which open runs do without.
+    pub fn claim(&self, slots: usize, lease: Duration, gated: bool) -> anyhow::Result<Claims> {
+        let mut claims = Claims::default();
         if slots == 0 {
-            return Ok(Vec::new());
+            return Ok(claims);
         }
+        if gated {
+            let rows = self.claim_with(CLAIM_GATED, slots, lease, true)?;
+            claims.gated_left = rows.len() == slots;
+            claims.runs = rows;
+        }
+        let open = slots - claims.runs.len();
+        if open > 0 {
+            claims
+                .runs
+                .extend(self.claim_with(CLAIM_OPEN, open, lease, false)?);
+        }
+        // RETURNING does not keep the subquery's order, and the two kinds are claimed apart.
+        claims.runs.sort_by(|a, b| {
+            a.enqueued_at
+                .cmp(&b.enqueued_at)
+                .then_with(|| a.run_id.cmp(&b.run_id))
+        });
+        self.leases()
+            .extend(claims.runs.iter().map(|c| (c.run_id.clone(), true)));
+        Ok(claims)
+    }
+
+    /// Runs `statement` (a claim of up to `slots` runs), under [`GATE_LOCK`] when `locked`.
+    fn claim_with(
+        &self,
+        statement: &'static str,
+        slots: usize,
+        lease: Duration,
+        locked: bool,
+    ) -> anyhow::Result<Vec<Claimed>> {
         let me = self.inner.process.clone();
         let slots = i64::try_from(slots)?;
         let lease = interval(lease);
-        let rows = self.query("claim runs", move |client| async move {
-            Ok(client
-                .query(
-                    "UPDATE weft_queue q \
-                     SET owner = $1, lease_until = now() + $3::text::interval, \
-                         claims = q.claims + 1 \
-                     FROM ( \
-                         SELECT run_id FROM weft_queue \
-                         WHERE owner IS NULL OR lease_until < now() \
-                         ORDER BY enqueued_at, run_id \
-                         LIMIT $2 FOR UPDATE SKIP LOCKED) due \
-                     WHERE q.run_id = due.run_id \
-                     RETURNING q.run_id, q.instance, q.flow, q.request, q.claims, q.enqueued_at",
-                    &[&me, &slots, &lease],
-                )
-                .await?)
+        let rows = self.query("claim runs", move |mut client| async move {
+            if !locked {
+                return Ok(client.query(statement, &[&me, &slots, &lease]).await?);
+            }
+            // The lock is taken by a statement of its own, so that the claim's snapshot,
+            // taken after it, sees every claim committed before.
+            let tx = client.transaction().await?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&GATE_LOCK])
+                .await?;
+            let rows = tx.query(statement, &[&me, &slots, &lease]).await?;
+            tx.commit().await?;
+            Ok(rows)
         })?;
-        let mut claimed = Vec::with_capacity(rows.len());
-        for row in rows {
-            let request: Vec<u8> = row.get(3);
-            let run_id: String = row.get(0);
-            claimed.push((
-                row.get::<_, std::time::SystemTime>(5),
-                Claimed {
+        rows.into_iter()
+            .map(|row| {
+                let request: Vec<u8> = row.get(3);
+                let run_id: String = row.get(0);
+                Ok(Claimed {
                     request: serde_json::from_slice(&request).with_context(|| {
                         format!("the queued request of run `{run_id}` is damaged")
                     })?,
@@ -113,15 +207,28 @@ impl PgStore {
                     instance: row.get(1),
                     flow: row.get(2),
                     claims: row.get(4),
-                },
-            ));
-        }
-        // RETURNING does not keep the subquery's order.
-        claimed.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.run_id.cmp(&b.1.run_id)));
-        let claimed: Vec<Claimed> = claimed.into_iter().map(|(_, c)| c).collect();
-        self.leases()
-            .extend(claimed.iter().map(|c| (c.run_id.clone(), true)));
-        Ok(claimed)
+                    enqueued_at: row.get(5),
+                    waited: Duration::from_micros(row.get::<_, i64>(6).max(0).unsigned_abs()),
+                })
+            })
+            .collect()
+    }
+
+    /// How many runs of `instance`'s flow `flow` are queued and not yet running (`waiting`),
+    /// and how many are queued or running (`unfinished`).
+    pub fn flow_load(&self, instance: &str, flow: &str) -> anyhow::Result<(i64, i64)> {
+        let (instance, flow) = (instance.to_string(), flow.to_string());
+        self.query("read the queue", move |client| async move {
+            let row = client
+                .query_one(
+                    "SELECT count(*) FILTER (WHERE owner IS NULL OR lease_until < now()), \
+                            count(*) \
+                     FROM weft_queue WHERE instance = $1 AND flow = $2",
+                    &[&instance, &flow],
+                )
+                .await?;
+            Ok((row.get(0), row.get(1)))
+        })
     }
 
     /// Extends the lease of every run this process holds to now + `lease`; returns the runs it
@@ -170,15 +277,19 @@ impl PgStore {
         let me = self.inner.process.clone();
         let id = run_id.to_string();
         let finished = self.query("finish a run", move |client| async move {
-            // One statement (one transaction): the row goes and the waiters are told.
+            // One statement (one transaction): the row goes, the waiters are told, and so are
+            // the workers when a concurrency-limited flow has room again.
             let removed = client
                 .query(
                     "WITH gone AS (DELETE FROM weft_queue WHERE run_id = $1 AND owner = $2 \
-                     RETURNING run_id) SELECT pg_notify('weft_done', run_id) FROM gone",
+                     RETURNING run_id, gate) \
+                     SELECT pg_notify('weft_done', run_id) FROM gone \
+                     UNION ALL \
+                     SELECT pg_notify('weft_queue', 'gated') FROM gone WHERE gate IS NOT NULL",
                     &[&id, &me],
                 )
                 .await?;
-            Ok(removed.len() == 1)
+            Ok(!removed.is_empty())
         })?;
         self.leases().remove(run_id);
         Ok(finished)
