@@ -8,6 +8,15 @@
 //!   every commit in the database: the queue's, the records', the heartbeats').
 //! - (b) runs whose one step waits 100 ms on a loopback upstream, 32 slots per worker: runs/s
 //!   against the ideal (slots × workers / 0.1 s).
+//! - (c) sync webhooks (`?wait=true`, 16 keep-alive connections, `WEFT_BENCH_SECONDS` each,
+//!   default 5) of the one-step flow: a front end and 2 workers on PostgreSQL against one
+//!   process on sled (today's default), both at the default durability: runs/s and latency
+//!   (p50, p90, p99, max), and for the front end the time each run waited in the queue
+//!   before a worker took it (its record's `queued_us`). Every request's run is counted in
+//!   the store afterwards.
+//!
+//! Each contender of (a) and (b) is preceded by a few runs not measured, so that compiling
+//! the plugins is not counted against the first.
 //!
 //! The server is the tests' (`WEFT_TEST_POSTGRES`, default what `tests/tools/postgres` sets up;
 //! its role must be allowed to create databases: each contender gets a fresh one);
@@ -19,9 +28,11 @@ use std::time::{Duration, Instant};
 
 use weft::plugin::{HostOptions, PluginHost};
 use weft::runner::Runner;
-use weft::store::{PgStore, RunFilter, RunStore, Status, Store, StoreLocation};
+use weft::serve::{Role, ServeOptions, Server};
+use weft::store::{PgStore, RunFilter, RunStore, SledStore, Status, Store, StoreLocation};
 use weft::worker::{Worker, WorkerOptions};
 use weft_model::workspace::Workspace;
+use weft_tests::load::{Outcome, load, post_json, quantile};
 use weft_tests::postgres::TestDatabase;
 use weft_tests::server::TestServer;
 
@@ -188,6 +199,8 @@ fn main() -> anyhow::Result<()> {
         "{:<10} {:>10} {:>10} {:>16}",
         "workers", "seconds", "runs/s", "transactions/run"
     );
+    // Compiles the plugin, which the first contender would otherwise pay for.
+    drain(&setup, "noop", 64, 1)?;
     let mut one = None;
     for workers in [1, 2, 4] {
         let (took, transactions) = drain(&setup, "noop", runs, workers)?;
@@ -206,6 +219,7 @@ fn main() -> anyhow::Result<()> {
         "{:<10} {:>10} {:>10} {:>10} {:>10}",
         "workers", "seconds", "runs/s", "ideal", "of ideal"
     );
+    drain(&setup, "wait", 64, 1)?;
     let mut one = None;
     for workers in [1, 2, 4] {
         let (took, _) = drain(&setup, "wait", waiting, workers)?;
@@ -218,5 +232,131 @@ fn main() -> anyhow::Result<()> {
             per_second / one.unwrap_or(per_second)
         );
     }
+
+    let seconds: f64 = std::env::var("WEFT_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5.0);
+    println!(
+        "\n(c) sync webhooks, {CONNECTIONS} keep-alive connections, {seconds} s each, default durability\n"
+    );
+    println!(
+        "{:<34} {:>8} {:>8} {:>8} {:>8} {:>8}   queued before a worker took it",
+        "contender", "runs/s", "p50 ms", "p90 ms", "p99 ms", "max ms"
+    );
+    let (mut sled, _) = sync_webhooks(&setup, false, seconds)?;
+    let (mut shared, waits) = sync_webhooks(&setup, true, seconds)?;
+    let baseline = sled.rate();
+    for (name, outcome, waits) in [
+        ("one process on sled", &mut sled, None),
+        (
+            "front end + 2 workers, PostgreSQL",
+            &mut shared,
+            Some(waits),
+        ),
+    ] {
+        let rate = outcome.rate();
+        let [p50, p90, p99, _, max] = outcome.tail().map(|d| d.as_secs_f64() * 1e3);
+        let waits = waits.map_or(String::new(), |mut w: Vec<f64>| {
+            w.sort_by(f64::total_cmp);
+            format!(
+                "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                quantile(&w, 0.5),
+                quantile(&w, 0.99),
+                quantile(&w, 1.0)
+            )
+        });
+        println!(
+            "{name:<34} {rate:>8.0} {p50:>8.2} {p90:>8.2} {p99:>8.2} {max:>8.2}   {waits}   ({:.2}× one process)",
+            rate / baseline
+        );
+    }
     Ok(())
+}
+
+/// Connections of the load in (c).
+const CONNECTIONS: usize = 16;
+
+/// (c): sync webhook load on one process on sled, or (`shared`) on a front end with two
+/// workers on a fresh PostgreSQL database; the outcome and, when shared, how long each run
+/// waited in the queue (ms). Checks that every request's run is recorded as succeeded.
+fn sync_webhooks(setup: &Setup, shared: bool, seconds: f64) -> anyhow::Result<(Outcome, Vec<f64>)> {
+    let Setup { rt, ws, host, .. } = setup;
+    let dir = tempfile::tempdir()?;
+    let db = TestDatabase::new();
+    let open_front = || -> anyhow::Result<Arc<Store>> {
+        if shared {
+            open(&db, &setup.local)
+        } else {
+            Ok(Arc::new(Store::from(SledStore::open(
+                &dir.path().join(".weft"),
+            )?)))
+        }
+    };
+    let store = open_front()?;
+    store.registry()?.apply(ws, false)?;
+    let server = Server::new(
+        store.clone(),
+        Runner::new(host.clone(), store.clone()),
+        Err("no auth in this benchmark".into()),
+        None,
+        setup.local.clone(),
+        ServeOptions {
+            role: if shared { Role::Front } else { Role::All },
+            ..ServeOptions::default()
+        },
+    )?;
+    let hook = format!("{}?wait=true", server.webhook_path("acme", "noop")?);
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let addr = listener.local_addr()?;
+    let router = server.router();
+    let serving = rt.spawn(async move { axum::serve(listener, router).await });
+    // The workers: each with its connections, as separate processes would have.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let mut workers = Vec::new();
+    for _ in 0..if shared { 2 } else { 0 } {
+        let store = open(&db, &setup.local)?;
+        let worker = Worker::new(
+            store.clone(),
+            Runner::new(host.clone(), store),
+            WorkerOptions::default(),
+        )?;
+        let stopping = stopping.clone();
+        workers.push(rt.spawn(async move { worker.run(stopping).await }));
+    }
+    let client = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let request = post_json(&hook, "{}");
+    // Warm-up: connections, caches; not counted.
+    let warm = client.block_on(load(
+        addr,
+        request.clone(),
+        "HTTP/1.1 200",
+        1.0,
+        CONNECTIONS,
+    ));
+    let outcome = client.block_on(load(addr, request, "HTTP/1.1 200", seconds, CONNECTIONS));
+    let _ = stop.send(true);
+    for worker in workers {
+        rt.block_on(worker)??;
+    }
+    serving.abort();
+    let runs = store.list_runs(&RunFilter::default())?;
+    let succeeded = runs
+        .iter()
+        .filter(|r| r.status == Status::Succeeded)
+        .count();
+    anyhow::ensure!(
+        succeeded == warm.requests + outcome.requests,
+        "{succeeded} runs succeeded for {} requests",
+        warm.requests + outcome.requests
+    );
+    let waits = runs
+        .iter()
+        .filter_map(|r| r.queued_us)
+        .map(|us| us as f64 / 1e3)
+        .collect();
+    Ok((outcome, waits))
 }

@@ -27,7 +27,7 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use weft_tests::load::{Outcome, post_json};
 
 /// The allocator the `weft` binary uses, so the server in this process behaves as it does there.
 #[global_allocator]
@@ -70,101 +70,6 @@ id = "path_helper"
 plugin = "path-helper"
 "#;
 
-struct Outcome {
-    requests: usize,
-    elapsed: Duration,
-    latencies: Vec<Duration>,
-}
-
-impl Outcome {
-    fn rate(&self) -> f64 {
-        self.requests as f64 / self.elapsed.as_secs_f64()
-    }
-
-    /// p50, p90, p99, p99.9 and the maximum.
-    fn tail(&mut self) -> [Duration; 5] {
-        [
-            self.quantile(0.5),
-            self.quantile(0.9),
-            self.quantile(0.99),
-            self.quantile(0.999),
-            self.quantile(1.0),
-        ]
-    }
-
-    fn quantile(&mut self, q: f64) -> Duration {
-        self.latencies.sort_unstable();
-        let i = ((self.latencies.len() as f64 - 1.0) * q).round() as usize;
-        self.latencies.get(i).copied().unwrap_or_default()
-    }
-}
-
-/// Fires `request` on `connections()` keep-alive connections for `seconds`; checks each answer
-/// has `expect_status`.
-async fn load(
-    addr: std::net::SocketAddr,
-    request: Vec<u8>,
-    expect_status: &'static str,
-    seconds: f64,
-) -> Outcome {
-    let request = Arc::new(request);
-    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..connections() {
-        let request = request.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-            stream.set_nodelay(true).expect("nodelay");
-            let mut latencies = Vec::new();
-            let mut buf = vec![0u8; 64 << 10];
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                stream.write_all(&request).await.expect("write");
-                // Read one response: headers, then content-length bytes.
-                let mut filled = 0;
-                let (head_end, length) = loop {
-                    let n = stream.read(&mut buf[filled..]).await.expect("read");
-                    assert!(n > 0, "the server closed the connection");
-                    filled += n;
-                    if let Some(end) = buf[..filled].windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = std::str::from_utf8(&buf[..end]).expect("ascii head");
-                        assert!(
-                            head.starts_with(expect_status),
-                            "unexpected response: {head}"
-                        );
-                        let length = head
-                            .lines()
-                            .find_map(|l| {
-                                let (n, v) = l.split_once(':')?;
-                                n.eq_ignore_ascii_case("content-length")
-                                    .then(|| v.trim().parse::<usize>().ok())?
-                            })
-                            .unwrap_or(0);
-                        break (end + 4, length);
-                    }
-                };
-                while filled < head_end + length {
-                    let n = stream.read(&mut buf[filled..]).await.expect("read");
-                    assert!(n > 0, "the server closed the connection");
-                    filled += n;
-                }
-                latencies.push(t.elapsed());
-            }
-            latencies
-        }));
-    }
-    let mut latencies = Vec::new();
-    for t in tasks {
-        latencies.extend(t.await.expect("a connection task"));
-    }
-    Outcome {
-        requests: latencies.len(),
-        elapsed: started.elapsed(),
-        latencies,
-    }
-}
-
 /// One run of the webhook's flow through the runner alone, as a request would start it.
 async fn one_run(runner: &Runner, ws: &Workspace) {
     let run = runner
@@ -180,10 +85,17 @@ async fn one_run(runner: &Runner, ws: &Workspace) {
 }
 
 fn request(path: &str) -> Vec<u8> {
-    format!(
-        "POST {path} HTTP/1.1\r\nhost: weft\r\ncontent-type: application/json\r\ncontent-length: 15\r\n\r\n{{\"region\":\"eu\"}}"
-    )
-    .into_bytes()
+    post_json(path, r#"{"region":"eu"}"#)
+}
+
+/// [`weft_tests::load::load`] on [`connections`] connections.
+async fn load(
+    addr: std::net::SocketAddr,
+    request: Vec<u8>,
+    expect_status: &'static str,
+    seconds: f64,
+) -> Outcome {
+    weft_tests::load::load(addr, request, expect_status, seconds, connections()).await
 }
 
 /// Whether contender `name` runs: all of them unless `WEFT_BENCH_ONLY` lists some

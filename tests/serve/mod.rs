@@ -15,6 +15,7 @@ mod across_workers;
 mod auth;
 mod contract;
 mod metrics;
+mod payloads;
 mod scale_out;
 mod shared_store;
 mod webhooks;

@@ -24,11 +24,23 @@ impl WorkerProcess {
     }
 
     fn start_logging(env: &TestEnv, db: &TestDatabase, args: &[&str], stderr: Stdio) -> Self {
+        Self::spawn(env, db.url(), args, &[], stderr)
+    }
+
+    /// `weft worker` on store `store`, with `extra` in its environment.
+    pub(super) fn spawn(
+        env: &TestEnv,
+        store: &str,
+        args: &[&str],
+        extra: &[(&str, &str)],
+        stderr: Stdio,
+    ) -> Self {
         let child = Command::new(weft_bin())
             .args(["worker", "weft.toml"])
             .args(args)
             .current_dir(env.path())
-            .env("WEFT_STORE", db.url())
+            .env("WEFT_STORE", store)
+            .envs(extra.iter().copied())
             .env("WEFT_TEST_SECRET", SECRET)
             .env("WEFT_TEST_HASH_SECRET", HASH_SECRET)
             .env("WEFT_TEST_HOOK_SECRET", HOOK_SECRET)

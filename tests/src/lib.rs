@@ -12,6 +12,7 @@ use weft_model::workspace::Workspace;
 
 pub mod crash;
 pub mod hostile;
+pub mod load;
 pub mod postgres;
 pub mod serve;
 pub mod server;

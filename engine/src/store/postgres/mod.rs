@@ -13,6 +13,7 @@ mod bridge;
 mod kv;
 mod listen;
 mod migrate;
+mod payloads;
 mod queue;
 mod runs;
 mod writer;
@@ -28,6 +29,7 @@ use bridge::Bridge;
 pub use kv::PgTree;
 pub use listen::{ANY_RUN, Queued};
 pub use migrate::{Migrated, SCHEMA_VERSION};
+pub use payloads::Payloads;
 pub use queue::{Claimed, Claims, QueueDepth};
 use writer::Message;
 
@@ -54,6 +56,8 @@ struct Inner {
     process: String,
     /// Where to connect, for the listening connection.
     config: tokio_postgres::Config,
+    /// Where payloads too large for a row go, if anywhere.
+    payloads: Option<Arc<Payloads>>,
     pool: Pool,
     writes: UnboundedSender<Message>,
     /// The runs this process claimed and has not finished, and whether it still holds each
@@ -72,6 +76,8 @@ impl PgStore {
     /// brings its schema up to date and registers this process.
     pub fn connect(url: &str) -> anyhow::Result<Self> {
         let shown = without_password(url);
+        let (url, payloads) = Payloads::from_url(url)?;
+        let payloads = payloads.map(Arc::new);
         let config: tokio_postgres::Config = url
             .parse()
             .with_context(|| format!("`{shown}` is not a PostgreSQL connection URL"))?;
@@ -119,6 +125,7 @@ impl PgStore {
             process.clone(),
             inbox,
             lost.clone(),
+            payloads.clone(),
         ));
         bridge
             .handle()
@@ -128,6 +135,7 @@ impl PgStore {
                 shown,
                 process,
                 config,
+                payloads,
                 pool,
                 writes,
                 leases: Default::default(),
@@ -142,7 +150,7 @@ impl PgStore {
     pub fn migrate(url: &str) -> anyhow::Result<Migrated> {
         let shown = without_password(url);
         let bridge = Bridge::start()?;
-        let url = url.to_string();
+        let (url, _) = payloads::split_url(url);
         bridge
             .wait(async move {
                 let (mut client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)

@@ -16,6 +16,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use super::PgStore;
+use super::payloads::inline;
 
 /// A claimed run.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,9 +120,13 @@ impl PgStore {
         limit: Option<u32>,
     ) -> anyhow::Result<()> {
         let (run_id, instance, flow) = (run_id.to_string(), instance.to_string(), flow.to_string());
-        let request = serde_json::to_vec(request)?;
+        let mut request = serde_json::to_vec(request)?;
         let limit = limit.map(|l| i32::try_from(l.max(1)).unwrap_or(i32::MAX));
+        let payloads = self.inner.payloads.clone();
         self.query("enqueue a run", move |client| async move {
+            if let Some(payloads) = &payloads {
+                payloads.offload(&mut request).await?;
+            }
             // One statement (one transaction): the row and the wake-up.
             client
                 .execute(
@@ -182,22 +187,29 @@ impl PgStore {
         let me = self.inner.process.clone();
         let slots = i64::try_from(slots)?;
         let lease = interval(lease);
+        let payloads = self.inner.payloads.clone();
         let rows = self.query("claim runs", move |mut client| async move {
-            if !locked {
-                return Ok(client.query(statement, &[&me, &slots, &lease]).await?);
+            let rows = if locked {
+                // The lock is taken by a statement of its own, so that the claim's snapshot,
+                // taken after it, sees every claim committed before.
+                let tx = client.transaction().await?;
+                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&GATE_LOCK])
+                    .await?;
+                let rows = tx.query(statement, &[&me, &slots, &lease]).await?;
+                tx.commit().await?;
+                rows
+            } else {
+                client.query(statement, &[&me, &slots, &lease]).await?
+            };
+            let mut claimed = Vec::with_capacity(rows.len());
+            for row in rows {
+                let request = inline(payloads.as_deref(), row.get(3)).await?;
+                claimed.push((row, request));
             }
-            // The lock is taken by a statement of its own, so that the claim's snapshot,
-            // taken after it, sees every claim committed before.
-            let tx = client.transaction().await?;
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&GATE_LOCK])
-                .await?;
-            let rows = tx.query(statement, &[&me, &slots, &lease]).await?;
-            tx.commit().await?;
-            Ok(rows)
+            Ok(claimed)
         })?;
         rows.into_iter()
-            .map(|row| {
-                let request: Vec<u8> = row.get(3);
+            .map(|(row, request)| {
                 let run_id: String = row.get(0);
                 Ok(Claimed {
                     request: serde_json::from_slice(&request).with_context(|| {

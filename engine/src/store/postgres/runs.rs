@@ -4,6 +4,7 @@ use anyhow::Context as _;
 use tokio_postgres::types::ToSql;
 
 use super::PgStore;
+use super::payloads::inline;
 use super::writer::{Message, RunRow, Write};
 use crate::store::{
     Pruned, RunFilter, RunRecord, RunStore, RunWithSteps, StateScope, StateWrite, Status,
@@ -92,11 +93,15 @@ impl RunStore for PgStore {
     fn get_blob(&self, sha256: &str) -> anyhow::Result<Option<Vec<u8>>> {
         self.settle()?;
         let sha256 = sha256.to_string();
+        let payloads = self.inner.payloads.clone();
         self.query("read a binary value", move |client| async move {
             let row = client
                 .query_opt("SELECT data FROM weft_blobs WHERE sha256 = $1", &[&sha256])
                 .await?;
-            Ok(row.map(|row| row.get(0)))
+            match row {
+                Some(row) => Ok(Some(inline(payloads.as_deref(), row.get(0)).await?)),
+                None => Ok(None),
+            }
         })
     }
 
@@ -136,10 +141,11 @@ impl RunStore for PgStore {
         self.settle()?;
         let timeout = format!("{} seconds", super::PROCESS_TIMEOUT.as_secs());
         let me = self.inner.process.clone();
+        let payloads = self.inner.payloads.clone();
         let rows = self.query("find interrupted runs", move |client| async move {
             // Runs left `running` by this process (its caller is done with them) or by a
             // process that is gone (no heartbeat for the timeout).
-            Ok(client
+            let rows = client
                 .query(
                     "SELECT r.id, r.owner, r.record FROM weft_runs r \
                      WHERE r.status = 'running' AND (r.owner = $2 OR NOT EXISTS ( \
@@ -147,21 +153,33 @@ impl RunStore for PgStore {
                          AND p.heartbeat_at > now() - $1::text::interval))",
                     &[&timeout, &me],
                 )
-                .await?)
+                .await?;
+            let mut found = Vec::with_capacity(rows.len());
+            for row in rows {
+                let bytes = inline(payloads.as_deref(), row.get(2)).await?;
+                found.push((
+                    row.get::<_, String>(0),
+                    row.get::<_, Option<String>>(1),
+                    bytes,
+                ));
+            }
+            Ok(found)
         })?;
         let mut found = Vec::new();
-        for row in rows {
-            let (id, owner, bytes): (String, Option<String>, Vec<u8>) =
-                (row.get(0), row.get(1), row.get(2));
+        for (id, owner, bytes) in rows {
             let mut run: RunRecord = decode(&bytes, &format!("run `{id}`"))?;
             run.status = Status::Interrupted;
             run.error = Some(
                 "the run was interrupted (the process running it stopped before it ended); resume it with `weft runs resume` or replay it with `weft runs replay`".into(),
             );
-            let record = serde_json::to_vec(&run)?;
+            let mut record = serde_json::to_vec(&run)?;
             let status = run.status.to_string();
+            let payloads = self.inner.payloads.clone();
             // Only if nobody took the run over meanwhile.
             let changed = self.query("record an interrupted run", move |client| async move {
+                if let Some(payloads) = &payloads {
+                    payloads.offload(&mut record).await?;
+                }
                 Ok(client
                     .execute(
                         "UPDATE weft_runs SET status = $2, record = $3 \
@@ -234,6 +252,7 @@ impl RunStore for PgStore {
     fn get_run(&self, id: &str) -> anyhow::Result<Option<RunWithSteps>> {
         self.settle()?;
         let id = id.to_string();
+        let payloads = self.inner.payloads.clone();
         let found = self.query("read a run", move |client| async move {
             let by_id: [&(dyn ToSql + Sync); 1] = [&id];
             let run = client.query_opt("SELECT record FROM weft_runs WHERE id = $1", &by_id);
@@ -243,16 +262,15 @@ impl RunStore for PgStore {
             );
             // Both sent at once; the run's steps are only read if the run exists.
             let (run, steps) = futures_util::future::try_join(run, steps).await?;
-            Ok(run.map(|run| {
-                (
-                    id,
-                    run.get::<_, Vec<u8>>(0),
-                    steps
-                        .iter()
-                        .map(|row| row.get::<_, Vec<u8>>(0))
-                        .collect::<Vec<_>>(),
-                )
-            }))
+            let Some(run) = run else {
+                return Ok(None);
+            };
+            let run = inline(payloads.as_deref(), run.get(0)).await?;
+            let mut records = Vec::with_capacity(steps.len());
+            for step in &steps {
+                records.push(inline(payloads.as_deref(), step.get(0)).await?);
+            }
+            Ok(Some((id, run, records)))
         })?;
         let Some((id, run, steps)) = found else {
             return Ok(None);
@@ -268,6 +286,7 @@ impl RunStore for PgStore {
     fn list_runs(&self, filter: &RunFilter) -> anyhow::Result<Vec<RunRecord>> {
         self.settle()?;
         let filter = filter.clone();
+        let payloads = self.inner.payloads.clone();
         let records = self.query("list runs", move |client| async move {
             let status = filter.status.map(|s| s.to_string());
             let since = filter.since_ms.map(i64::try_from).transpose()?;
@@ -294,10 +313,11 @@ impl RunStore for PgStore {
                     ],
                 )
                 .await?;
-            Ok(rows
-                .iter()
-                .map(|row| row.get::<_, Vec<u8>>(0))
-                .collect::<Vec<_>>())
+            let mut records = Vec::with_capacity(rows.len());
+            for row in &rows {
+                records.push(inline(payloads.as_deref(), row.get(0)).await?);
+            }
+            Ok(records)
         })?;
         records.iter().map(|bytes| decode(bytes, "a run")).collect()
     }

@@ -11,6 +11,7 @@
 //! fails is reported to the flushes waiting behind it, or to the next flush if none is.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_postgres::Statement;
 use tokio_postgres::types::ToSql;
 
+use super::Payloads;
 use crate::store::StateWrite;
 
 /// A run's row: its record and the columns queries select on.
@@ -99,6 +101,7 @@ pub(super) async fn write_behind(
     owner: String,
     mut inbox: UnboundedReceiver<Message>,
     lost: broadcast::Sender<String>,
+    payloads: Option<Arc<Payloads>>,
 ) {
     // A failure nobody was waiting to hear about yet.
     let mut unreported: Option<String> = None;
@@ -116,6 +119,16 @@ pub(super) async fn write_behind(
             } else {
                 None
             };
+        }
+        if let Some(payloads) = &payloads
+            && let Err(e) = offload(payloads, &mut writes).await
+        {
+            tracing::error!(
+                "{} record writes to PostgreSQL were lost: {e:#}",
+                writes.len()
+            );
+            unreported = Some(format!("{e:#}"));
+            writes.clear();
         }
         if !writes.is_empty() {
             match commit_with_retries(&pool, &owner, &writes).await {
@@ -149,6 +162,34 @@ pub(super) async fn write_behind(
             }
         }
     }
+}
+
+/// Puts the payloads of `writes` that are too large for a row in S3, leaving references in
+/// their place; before the transaction, so that no committed row refers to a missing object.
+async fn offload(payloads: &Payloads, writes: &mut [Write]) -> anyhow::Result<()> {
+    for write in writes {
+        match write {
+            Write::Run(row) => payloads.offload(&mut row.record).await?,
+            Write::Blobs(blobs) => {
+                for (_, data) in blobs {
+                    payloads.offload(data).await?;
+                }
+            }
+            Write::Step { record, blobs, .. } => {
+                for (_, data) in blobs {
+                    payloads.offload(data).await?;
+                }
+                payloads.offload(record).await?;
+            }
+            Write::WholeRun { run, records, .. } => {
+                for record in records {
+                    payloads.offload(record).await?;
+                }
+                payloads.offload(&mut run.record).await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn commit_with_retries(
