@@ -67,17 +67,10 @@ impl Server {
         let id = prepared.id().to_string();
         // Listening before it is queued, so that its end cannot be missed.
         let ended = (mode != Mode::Accept).then(|| queue.ended_runs());
-        // Recorded (and committed) before it is queued, so that its id can be looked up at
-        // once and the worker's records, which come after, replace this one.
-        store
-            .put_run(prepared.record())
-            .and_then(|()| store.flush())
-            .map_err(ApiError::internal)?;
+        // Recorded as it is queued, so that its id can be looked up at once.
         queue
-            .enqueue(
-                &id,
-                instance,
-                flow,
+            .enqueue_recorded(
+                prepared.record(),
                 &json!({ "trigger": prepared.record().trigger, "answer": answer }),
                 limits.map(|l| l.limit),
             )

@@ -229,18 +229,24 @@ impl PgStore {
     fn settle(&self) -> anyhow::Result<()> {
         let (done, answer) = std::sync::mpsc::sync_channel(1);
         self.send(Message::Flush(done))?;
-        let receive = || {
-            answer
-                .recv()
-                .map_err(|_| anyhow::anyhow!("the PostgreSQL store's writer stopped"))
-        };
-        let outcome = match tokio::runtime::Handle::try_current() {
+        self.wait_for(answer)
+            .map_err(|_| anyhow::anyhow!("the PostgreSQL store's writer stopped"))?
+            .map_err(anyhow::Error::msg)
+    }
+
+    /// Waits for the writer's `answer` on this thread (moving a runtime's other tasks off it);
+    /// `Err` when the writer dropped it unanswered.
+    fn wait_for<T>(
+        &self,
+        answer: std::sync::mpsc::Receiver<T>,
+    ) -> Result<T, std::sync::mpsc::RecvError> {
+        let receive = || answer.recv();
+        match tokio::runtime::Handle::try_current() {
             Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
                 tokio::task::block_in_place(receive)
             }
             _ => receive(),
-        };
-        outcome?.map_err(anyhow::Error::msg)
+        }
     }
 }
 

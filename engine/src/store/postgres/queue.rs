@@ -15,8 +15,12 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
+use tokio_postgres::types::ToSql;
+
 use super::PgStore;
 use super::payloads::inline;
+use super::writer::{Message, Write};
+use crate::store::RunRecord;
 
 /// A claimed run.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,6 +61,34 @@ fn interval(lease: Duration) -> String {
 /// then `gates`): the claimer counts a gate's running runs and takes its oldest waiting ones
 /// while no other can.
 const GATE_LOCK: i64 = 0x7765_6674_6761_7465;
+
+/// Queues run $1 of instance $2's flow $3 with request $4 and concurrency limit $5 (its gate
+/// is the instance and flow), and wakes the workers, in one statement.
+const ENQUEUE: &str = "\
+    WITH queued AS ( \
+        INSERT INTO weft_queue (run_id, instance, flow, request, gate, gate_limit) \
+        VALUES ($1, $2, $3, $4, CASE WHEN $5::integer IS NULL THEN NULL ELSE $2 || '/' || $3 END, $5) \
+        RETURNING gate) \
+    SELECT pg_notify('weft_queue', CASE WHEN gate IS NULL THEN '' ELSE 'gated' END) FROM queued";
+
+/// As [`ENQUEUE`], recording the run too: customer $6, status $7, start $8, owner $9,
+/// record $10.
+const ENQUEUE_RECORDED: &str = "\
+    WITH run AS ( \
+        INSERT INTO weft_runs (id, instance, customer, flow, status, started_at_ms, owner, record) \
+        VALUES ($1, $2, $6, $3, $7, $8, $9, $10) \
+        ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, owner = EXCLUDED.owner, \
+            record = EXCLUDED.record), \
+    queued AS ( \
+        INSERT INTO weft_queue (run_id, instance, flow, request, gate, gate_limit) \
+        VALUES ($1, $2, $3, $4, CASE WHEN $5::integer IS NULL THEN NULL ELSE $2 || '/' || $3 END, $5) \
+        RETURNING gate) \
+    SELECT pg_notify('weft_queue', CASE WHEN gate IS NULL THEN '' ELSE 'gated' END) FROM queued";
+
+/// A flow's concurrency limit as the queue holds it.
+fn gate_limit(limit: u32) -> i32 {
+    i32::try_from(limit.max(1)).unwrap_or(i32::MAX)
+}
 
 /// Claims open runs (of flows without a concurrency limit): the oldest waiting ones, skipping
 /// those another claimer has locked.
@@ -121,26 +153,49 @@ impl PgStore {
     ) -> anyhow::Result<()> {
         let (run_id, instance, flow) = (run_id.to_string(), instance.to_string(), flow.to_string());
         let mut request = serde_json::to_vec(request)?;
-        let limit = limit.map(|l| i32::try_from(l.max(1)).unwrap_or(i32::MAX));
+        let limit = limit.map(gate_limit);
         let payloads = self.inner.payloads.clone();
         self.query("enqueue a run", move |client| async move {
             if let Some(payloads) = &payloads {
                 payloads.offload(&mut request).await?;
             }
-            // One statement (one transaction): the row and the wake-up.
-            client
-                .execute(
-                    "WITH queued AS ( \
-                         INSERT INTO weft_queue (run_id, instance, flow, request, gate, gate_limit) \
-                         VALUES ($1, $2, $3, $4, \
-                                 CASE WHEN $5::integer IS NULL THEN NULL ELSE $2 || '/' || $3 END, \
-                                 $5) \
-                         RETURNING gate) \
-                     SELECT pg_notify('weft_queue', CASE WHEN gate IS NULL THEN '' ELSE 'gated' END) \
-                     FROM queued",
-                    &[&run_id, &instance, &flow, &request, &limit],
-                )
-                .await?;
+            let queue: [&(dyn ToSql + Sync); 5] = [&run_id, &instance, &flow, &request, &limit];
+            client.execute(ENQUEUE, &queue).await?;
+            Ok(())
+        })
+    }
+
+    /// Records the new run `run` and queues it, with `request` and `limit` as
+    /// [`PgStore::enqueue`] takes them, in one statement: its record is there as soon as it is
+    /// queued, and the worker's records, which come after, replace it.
+    pub fn enqueue_recorded(
+        &self,
+        run: &RunRecord,
+        request: &serde_json::Value,
+        limit: Option<u32>,
+    ) -> anyhow::Result<()> {
+        let mut row = self.run_row(run)?;
+        let mut request = serde_json::to_vec(request)?;
+        let limit = limit.map(gate_limit);
+        let payloads = self.inner.payloads.clone();
+        self.query("record and enqueue a run", move |client| async move {
+            if let Some(payloads) = &payloads {
+                payloads.offload(&mut request).await?;
+                payloads.offload(&mut row.record).await?;
+            }
+            let params: [&(dyn ToSql + Sync); 10] = [
+                &row.id,
+                &row.instance,
+                &row.flow,
+                &request,
+                &limit,
+                &row.customer,
+                &row.status,
+                &row.started_at_ms,
+                &row.owner,
+                &row.record,
+            ];
+            client.execute(ENQUEUE_RECORDED, &params).await?;
             Ok(())
         })
     }
@@ -283,28 +338,24 @@ impl PgStore {
     }
 
     /// Takes run `run_id`, which ended, off the queue, if this process still holds it; whether
-    /// it did. Its records are committed first (they are fenced by the row).
+    /// it did. It leaves in the transaction that commits the run's last records, behind
+    /// everything this process queued for writing before (fenced by the row, as they are), and
+    /// the callers waiting for it are told then.
     pub fn finish(&self, run_id: &str) -> anyhow::Result<bool> {
-        self.settle()?;
-        let me = self.inner.process.clone();
-        let id = run_id.to_string();
-        let finished = self.query("finish a run", move |client| async move {
-            // One statement (one transaction): the row goes, the waiters are told, and so are
-            // the workers when a concurrency-limited flow has room again.
-            let removed = client
-                .query(
-                    "WITH gone AS (DELETE FROM weft_queue WHERE run_id = $1 AND owner = $2 \
-                     RETURNING run_id, gate) \
-                     SELECT pg_notify('weft_done', run_id) FROM gone \
-                     UNION ALL \
-                     SELECT pg_notify('weft_queue', 'gated') FROM gone WHERE gate IS NOT NULL",
-                    &[&id, &me],
-                )
-                .await?;
-            Ok(!removed.is_empty())
-        })?;
+        let (done, answer) = std::sync::mpsc::sync_channel(1);
+        self.send(Message::Write(Box::new(Write::Finish {
+            run_id: run_id.to_string(),
+            done,
+        })))?;
+        // Still fenced until the answer: the finish itself needs the lease.
+        let finished = self.wait_for(answer);
         self.leases().remove(run_id);
-        Ok(finished)
+        finished.map_err(|_| {
+            anyhow::anyhow!(
+                "failed to take run `{run_id}` off the queue in `{}`: the write failed (see the log)",
+                self.inner.shown
+            )
+        })
     }
 
     /// How many runs wait and run, and how long the oldest waiting one has waited.

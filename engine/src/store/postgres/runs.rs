@@ -16,7 +16,7 @@ use crate::store::{
 const PRUNE_BATCH: i64 = 500;
 
 impl PgStore {
-    fn run_row(&self, run: &RunRecord) -> anyhow::Result<RunRow> {
+    pub(super) fn run_row(&self, run: &RunRecord) -> anyhow::Result<RunRow> {
         Ok(RunRow {
             id: run.id.clone(),
             instance: run.instance.clone(),

@@ -63,6 +63,14 @@ pub(super) enum Write {
     },
     /// Binary values, ahead of the records that refer to them.
     Blobs(Vec<(String, Vec<u8>)>),
+    /// A leased run that ended: its row leaves the queue, in the transaction of its last
+    /// records, and those waiting for it are told. `done` hears whether it left (only the
+    /// run's owner takes it off); it is told with `try_send`, never waited on, since a batch
+    /// tried again would tell it twice.
+    Finish {
+        run_id: String,
+        done: SyncSender<bool>,
+    },
 }
 
 impl Write {
@@ -74,7 +82,8 @@ impl Write {
                 run_id,
                 fenced: true,
                 ..
-            } => Some(run_id),
+            }
+            | Write::Finish { run_id, .. } => Some(run_id),
             _ => None,
         }
     }
@@ -187,6 +196,7 @@ async fn offload(payloads: &Payloads, writes: &mut [Write]) -> anyhow::Result<()
                 }
                 payloads.offload(&mut run.record).await?;
             }
+            Write::Finish { .. } => {}
         }
     }
     Ok(())
@@ -228,6 +238,13 @@ const INSERT_REFS: &str = "INSERT INTO weft_blob_refs (run_id, sha256) \
 const UPSERT_STATE: &str = "INSERT INTO weft_state (scope, key, value) VALUES ($1, $2, $3) \
      ON CONFLICT (scope, key) DO UPDATE SET value = EXCLUDED.value";
 const DELETE_STATE: &str = "DELETE FROM weft_state WHERE scope = $1 AND key = $2";
+/// Takes a run off the queue and tells its waiters, and the workers when a flow with a
+/// concurrency limit has room again; a row per notification, none if the run was not there.
+const FINISH: &str = "WITH gone AS (DELETE FROM weft_queue WHERE run_id = $1 AND owner = $2 \
+     RETURNING run_id, gate) \
+     SELECT pg_notify('weft_done', run_id) FROM gone \
+     UNION ALL \
+     SELECT pg_notify('weft_queue', 'gated') FROM gone WHERE gate IS NOT NULL";
 
 type Params<'a> = Vec<&'a (dyn ToSql + Sync)>;
 
@@ -289,13 +306,24 @@ async fn commit(pool: &Pool, owner: &str, writes: &[Write]) -> anyhow::Result<BT
     let refs = tx.prepare_cached(INSERT_REFS).await?;
     let put_state = tx.prepare_cached(UPSERT_STATE).await?;
     let delete_state = tx.prepare_cached(DELETE_STATE).await?;
+    let finish = tx.prepare_cached(FINISH).await?;
+    // The finishes, with where their statement is in `statements`.
+    let mut finishes: Vec<(usize, &SyncSender<bool>)> = Vec::new();
 
     let mut statements: Vec<(&Statement, Params<'_>)> = Vec::new();
     for write in writes {
         if write.fenced_run().is_some_and(|id| refused.contains(id)) {
+            if let Write::Finish { done, .. } = write {
+                // Not this process's to finish any more.
+                let _ = done.try_send(false);
+            }
             continue;
         }
         match write {
+            Write::Finish { run_id, done } => {
+                finishes.push((statements.len(), done));
+                statements.push((&finish, vec![run_id, &owner]));
+            }
             Write::Run(row) => statements.push((&run, run_params(row))),
             Write::Blobs(list) => push_blobs(&blob, list, &mut statements),
             Write::Step {
@@ -339,12 +367,16 @@ async fn commit(pool: &Pool, owner: &str, writes: &[Write]) -> anyhow::Result<BT
             }
         }
     }
-    futures_util::future::try_join_all(
+    let rows = futures_util::future::try_join_all(
         statements
             .into_iter()
             .map(|(statement, params)| tx.execute_raw(statement, params)),
     )
     .await?;
     tx.commit().await?;
+    for (at, done) in finishes {
+        // The caller may have gone; nothing to tell then.
+        let _ = done.try_send(rows[at] > 0);
+    }
     Ok(refused)
 }
