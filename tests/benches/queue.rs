@@ -20,7 +20,8 @@
 //!
 //! The server is the tests' (`WEFT_TEST_POSTGRES`, default what `tests/tools/postgres` sets up;
 //! its role must be allowed to create databases: each contender gets a fresh one);
-//! `WEFT_BENCH_RUNS` sets N for (a) (default 10,000).
+//! `WEFT_BENCH_RUNS` sets N for (a) (default 10,000); `WEFT_BENCH_ONLY` (`a`, `b`, `c`,
+//! comma-separated) picks parts, for profiling one alone.
 //! `cargo bench -p weft-tests --bench queue`.
 
 use std::sync::Arc;
@@ -194,16 +195,37 @@ fn main() -> anyhow::Result<()> {
         rt,
     };
 
+    if selected("a") {
+        drain_noop(&setup, runs)?;
+    }
+    if selected("b") {
+        drain_waiting(&setup)?;
+    }
+    if selected("c") {
+        compare_sync_webhooks(&setup)?;
+    }
+    Ok(())
+}
+
+/// Whether part `name` runs: all of them unless `WEFT_BENCH_ONLY` lists some.
+fn selected(name: &str) -> bool {
+    std::env::var("WEFT_BENCH_ONLY")
+        .map(|only| only.split(',').any(|n| n.trim() == name))
+        .unwrap_or(true)
+}
+
+/// (a)
+fn drain_noop(setup: &Setup, runs: usize) -> anyhow::Result<()> {
     println!("(a) {runs} queued one-step runs drained; PostgreSQL on the same 2 cores\n");
     println!(
         "{:<10} {:>10} {:>10} {:>16}",
         "workers", "seconds", "runs/s", "transactions/run"
     );
     // Compiles the plugin, which the first contender would otherwise pay for.
-    drain(&setup, "noop", 64, 1)?;
+    drain(setup, "noop", 64, 1)?;
     let mut one = None;
     for workers in [1, 2, 4] {
-        let (took, transactions) = drain(&setup, "noop", runs, workers)?;
+        let (took, transactions) = drain(setup, "noop", runs, workers)?;
         let per_second = runs as f64 / took;
         one.get_or_insert(per_second);
         println!(
@@ -213,16 +235,21 @@ fn main() -> anyhow::Result<()> {
         );
     }
 
+    Ok(())
+}
+
+/// (b)
+fn drain_waiting(setup: &Setup) -> anyhow::Result<()> {
     let waiting = 640;
     println!("\n(b) {waiting} runs whose step waits 100 ms, 32 slots per worker\n");
     println!(
         "{:<10} {:>10} {:>10} {:>10} {:>10}",
         "workers", "seconds", "runs/s", "ideal", "of ideal"
     );
-    drain(&setup, "wait", 64, 1)?;
+    drain(setup, "wait", 64, 1)?;
     let mut one = None;
     for workers in [1, 2, 4] {
-        let (took, _) = drain(&setup, "wait", waiting, workers)?;
+        let (took, _) = drain(setup, "wait", waiting, workers)?;
         let per_second = waiting as f64 / took;
         let ideal = (32 * workers) as f64 / 0.1;
         one.get_or_insert(per_second);
@@ -233,6 +260,11 @@ fn main() -> anyhow::Result<()> {
         );
     }
 
+    Ok(())
+}
+
+/// (c)
+fn compare_sync_webhooks(setup: &Setup) -> anyhow::Result<()> {
     let seconds: f64 = std::env::var("WEFT_BENCH_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -244,8 +276,8 @@ fn main() -> anyhow::Result<()> {
         "{:<34} {:>8} {:>8} {:>8} {:>8} {:>8}   queued before a worker took it",
         "contender", "runs/s", "p50 ms", "p90 ms", "p99 ms", "max ms"
     );
-    let (mut sled, _) = sync_webhooks(&setup, false, seconds)?;
-    let (mut shared, waits) = sync_webhooks(&setup, true, seconds)?;
+    let (mut sled, _) = sync_webhooks(setup, false, seconds)?;
+    let (mut shared, waits) = sync_webhooks(setup, true, seconds)?;
     let baseline = sled.rate();
     for (name, outcome, waits) in [
         ("one process on sled", &mut sled, None),

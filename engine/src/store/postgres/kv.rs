@@ -25,11 +25,11 @@ impl PgTree {
         let (tree, key) = (self.tree, key.to_vec());
         self.store
             .query("read the store", move |client| async move {
+                let get = client
+                    .prepare_cached("SELECT value FROM weft_kv WHERE tree = $1 AND key = $2")
+                    .await?;
                 Ok(client
-                    .query_opt(
-                        "SELECT value FROM weft_kv WHERE tree = $1 AND key = $2",
-                        &[&tree, &key],
-                    )
+                    .query_opt(&get, &[&tree, &key])
                     .await?
                     .map(|row| row.get(0)))
             })

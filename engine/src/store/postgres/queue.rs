@@ -160,7 +160,9 @@ impl PgStore {
                 payloads.offload(&mut request).await?;
             }
             let queue: [&(dyn ToSql + Sync); 5] = [&run_id, &instance, &flow, &request, &limit];
-            client.execute(ENQUEUE, &queue).await?;
+            client
+                .execute(&client.prepare_cached(ENQUEUE).await?, &queue)
+                .await?;
             Ok(())
         })
     }
@@ -195,7 +197,9 @@ impl PgStore {
                 &row.owner,
                 &row.record,
             ];
-            client.execute(ENQUEUE_RECORDED, &params).await?;
+            client
+                .execute(&client.prepare_cached(ENQUEUE_RECORDED).await?, &params)
+                .await?;
             Ok(())
         })
     }
@@ -250,11 +254,14 @@ impl PgStore {
                 let tx = client.transaction().await?;
                 tx.execute("SELECT pg_advisory_xact_lock($1)", &[&GATE_LOCK])
                     .await?;
-                let rows = tx.query(statement, &[&me, &slots, &lease]).await?;
+                let rows = tx
+                    .query(&tx.prepare_cached(statement).await?, &[&me, &slots, &lease])
+                    .await?;
                 tx.commit().await?;
                 rows
             } else {
-                client.query(statement, &[&me, &slots, &lease]).await?
+                let statement = client.prepare_cached(statement).await?;
+                client.query(&statement, &[&me, &slots, &lease]).await?
             };
             let mut claimed = Vec::with_capacity(rows.len());
             for row in rows {

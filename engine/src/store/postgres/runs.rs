@@ -255,11 +255,14 @@ impl RunStore for PgStore {
         let payloads = self.inner.payloads.clone();
         let found = self.query("read a run", move |client| async move {
             let by_id: [&(dyn ToSql + Sync); 1] = [&id];
-            let run = client.query_opt("SELECT record FROM weft_runs WHERE id = $1", &by_id);
-            let steps = client.query(
-                "SELECT record FROM weft_steps WHERE run_id = $1 ORDER BY idx",
-                &by_id,
-            );
+            let (run, steps) = futures_util::future::try_join(
+                client.prepare_cached("SELECT record FROM weft_runs WHERE id = $1"),
+                client
+                    .prepare_cached("SELECT record FROM weft_steps WHERE run_id = $1 ORDER BY idx"),
+            )
+            .await?;
+            let run = client.query_opt(&run, &by_id);
+            let steps = client.query(&steps, &by_id);
             // Both sent at once; the run's steps are only read if the run exists.
             let (run, steps) = futures_util::future::try_join(run, steps).await?;
             let Some(run) = run else {

@@ -221,6 +221,10 @@ async fn commit_with_retries(
     }
 }
 
+/// Which of the runs $1 process $2 still holds, locked to the commit: nobody claims them from
+/// under the writes.
+const HELD: &str = "SELECT run_id FROM weft_queue WHERE run_id = ANY($1) AND owner = $2 \
+     AND lease_until > now() FOR UPDATE";
 const UPSERT_RUN: &str = "INSERT INTO weft_runs \
      (id, instance, customer, flow, status, started_at_ms, owner, record) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
@@ -281,13 +285,9 @@ async fn commit(pool: &Pool, owner: &str, writes: &[Write]) -> anyhow::Result<BT
     let mut refused: BTreeSet<String> = BTreeSet::new();
     if !leased.is_empty() {
         let asked: Vec<&str> = leased.iter().copied().collect();
-        // Locked to the commit: nobody claims these runs from under the writes.
+        let check = tx.prepare_cached(HELD).await?;
         let held: BTreeSet<String> = tx
-            .query(
-                "SELECT run_id FROM weft_queue WHERE run_id = ANY($1) AND owner = $2 \
-                 AND lease_until > now() FOR UPDATE",
-                &[&asked, &owner],
-            )
+            .query(&check, &[&asked, &owner])
             .await?
             .iter()
             .map(|row| row.get(0))
