@@ -28,7 +28,7 @@ use tokio::task::JoinSet;
 
 use crate::observe::metrics;
 use crate::runner::{RunRequest, Runner};
-use crate::store::postgres::Claimed;
+use crate::store::postgres::{Claimed, ends_claim};
 use crate::store::{PgStore, RunStore, Status, Store};
 use weft_model::workspace::Workspace;
 
@@ -189,9 +189,17 @@ impl Worker {
     /// or not (its record says how it ended; a run that failed is not run again).
     async fn execute(&self, claimed: Claimed) -> anyhow::Result<Status> {
         let id = claimed.run_id.clone();
-        let outcome = self.run_claimed(claimed).await;
-        self.queue().finish(&id)?;
-        outcome
+        match self.run_claimed(claimed).await {
+            // Its final record, written here, took it off the queue with it.
+            Ok((status, true)) if ends_claim(status) => {
+                self.queue().release(&id);
+                Ok(status)
+            }
+            outcome => {
+                self.queue().finish(&id)?;
+                outcome.map(|(status, _)| status)
+            }
+        }
     }
 
     /// The workspace to run a new run of `instance` with ([`WORKSPACE_TTL`]).
@@ -212,7 +220,9 @@ impl Worker {
         Ok(ws)
     }
 
-    async fn run_claimed(&self, claimed: Claimed) -> anyhow::Result<Status> {
+    /// Runs (or resumes) a claimed run; its status, and whether its final record was written
+    /// here.
+    async fn run_claimed(&self, claimed: Claimed) -> anyhow::Result<(Status, bool)> {
         let id = claimed.run_id.clone();
         // Claimed before: something of it may be recorded already by the worker that lost it.
         let existing = if claimed.claims > 1 {
@@ -221,10 +231,10 @@ impl Worker {
             None
         };
         let resumable = existing.as_ref().filter(|found| !found.steps.is_empty());
-        let status = match resumable {
+        Ok(match resumable {
             Some(found) if found.run.status != Status::Running => {
                 // Its worker ended it but stopped before taking it off the queue.
-                found.run.status
+                (found.run.status, false)
             }
             Some(found) => {
                 // Lost by a worker that stopped: continue after its last committed step.
@@ -235,7 +245,7 @@ impl Worker {
                 let mut interrupted = found.run.clone();
                 interrupted.status = Status::Interrupted;
                 self.store.put_run(&interrupted)?;
-                self.runner.resume(&ws, &id).await?.run.status
+                (self.runner.resume(&ws, &id).await?.run.status, true)
             }
             None => {
                 let ws = self.workspace(&claimed.instance)?;
@@ -253,10 +263,12 @@ impl Worker {
                 if let Some(step) = claimed.request["answer"].as_str() {
                     prepared = prepared.answering(step);
                 }
-                self.runner.run_prepared(&ws, prepared).await?.run.status
+                (
+                    self.runner.run_prepared(&ws, prepared).await?.run.status,
+                    true,
+                )
             }
-        };
-        Ok(status)
+        })
     }
 }
 

@@ -104,9 +104,11 @@ fn a_run_whose_lease_ran_out_moves_to_another_worker_and_the_first_is_fenced_off
         !paused.finish(&id).unwrap(),
         "only the owner finishes a run"
     );
-    // The new owner's records are the ones kept.
+    // The new owner's records are the ones kept; its final record takes the run off the
+    // queue in the same transaction.
     other.put_run(&run(&id, Status::Succeeded)).unwrap();
-    assert!(other.finish(&id).unwrap());
+    other.flush().unwrap();
+    other.release(&id);
     assert_eq!(
         db.query(&format!("SELECT status FROM weft_runs WHERE id = '{id}'")),
         vec!["succeeded"]

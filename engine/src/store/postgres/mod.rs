@@ -30,7 +30,7 @@ pub use kv::PgTree;
 pub use listen::{ANY_RUN, Queued};
 pub use migrate::{Migrated, SCHEMA_VERSION};
 pub use payloads::Payloads;
-pub use queue::{Claimed, Claims, QueueDepth};
+pub use queue::{Claimed, Claims, QueueDepth, ends_claim};
 use writer::Message;
 
 /// How often a process says it is alive.

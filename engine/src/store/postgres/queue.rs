@@ -20,7 +20,7 @@ use tokio_postgres::types::ToSql;
 use super::PgStore;
 use super::payloads::inline;
 use super::writer::{Message, Write};
-use crate::store::RunRecord;
+use crate::store::{RunRecord, Status};
 
 /// A claimed run.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,6 +84,17 @@ const ENQUEUE_RECORDED: &str = "\
         VALUES ($1, $2, $3, $4, CASE WHEN $5::integer IS NULL THEN NULL ELSE $2 || '/' || $3 END, $5) \
         RETURNING gate) \
     SELECT pg_notify('weft_queue', CASE WHEN gate IS NULL THEN '' ELSE 'gated' END) FROM queued";
+
+/// Whether a run that ended with `status` is done with its claim: its final record, written
+/// by the worker holding it, takes it off the queue in the same transaction (and a worker that
+/// wrote it needs no [`PgStore::finish`]). A run recorded `interrupted` (about to be resumed)
+/// or still `running` stays.
+pub fn ends_claim(status: Status) -> bool {
+    matches!(
+        status,
+        Status::Succeeded | Status::Failed | Status::SucceededWithErrors
+    )
+}
 
 /// A flow's concurrency limit as the queue holds it.
 fn gate_limit(limit: u32) -> i32 {
@@ -363,6 +374,12 @@ impl PgStore {
                 self.inner.shown
             )
         })
+    }
+
+    /// Forgets run `run_id`, whose final record this process wrote (which took it off the
+    /// queue, see [`ends_claim`]).
+    pub fn release(&self, run_id: &str) {
+        self.leases().remove(run_id);
     }
 
     /// How many runs wait and run, and how long the oldest waiting one has waited.

@@ -5,6 +5,7 @@ use tokio_postgres::types::ToSql;
 
 use super::PgStore;
 use super::payloads::inline;
+use super::queue::ends_claim;
 use super::writer::{Message, RunRow, Write};
 use crate::store::{
     Pruned, RunFilter, RunRecord, RunStore, RunWithSteps, StateScope, StateWrite, Status,
@@ -27,6 +28,7 @@ impl PgStore {
             owner: self.inner.process.clone(),
             record: serde_json::to_vec(run)?,
             fenced: self.fenced(&run.id),
+            leaves_queue: self.fenced(&run.id) && ends_claim(run.status),
         })
     }
 }

@@ -37,6 +37,9 @@ pub(super) struct RunRow {
     pub record: Vec<u8>,
     /// Whether this process holds the run by a lease: then it is written only while it does.
     pub fenced: bool,
+    /// Whether this is the final record of a run this process holds: the run leaves the queue
+    /// in the same transaction ([`FINISH`]).
+    pub leaves_queue: bool,
 }
 
 /// One write, as the engine handed it over.
@@ -324,7 +327,12 @@ async fn commit(pool: &Pool, owner: &str, writes: &[Write]) -> anyhow::Result<BT
                 finishes.push((statements.len(), done));
                 statements.push((&finish, vec![run_id, &owner]));
             }
-            Write::Run(row) => statements.push((&run, run_params(row))),
+            Write::Run(row) => {
+                statements.push((&run, run_params(row)));
+                if row.leaves_queue {
+                    statements.push((&finish, vec![&row.id, &owner]));
+                }
+            }
             Write::Blobs(list) => push_blobs(&blob, list, &mut statements),
             Write::Step {
                 run_id,
@@ -364,6 +372,9 @@ async fn commit(pool: &Pool, owner: &str, writes: &[Write]) -> anyhow::Result<BT
                     statements.push((&refs, vec![&row.id, shas]));
                 }
                 statements.push((&run, run_params(row)));
+                if row.leaves_queue {
+                    statements.push((&finish, vec![&row.id, &owner]));
+                }
             }
         }
     }
