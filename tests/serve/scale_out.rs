@@ -155,6 +155,70 @@ fn the_example_through_a_front_end_and_two_workers_runs_each_run_once() {
     drop(workers);
 }
 
+#[test]
+fn the_contacts_example_through_a_front_end_and_two_workers_sends_each_change_once() {
+    use weft::demo::contacts::{ContactStandIns, write_workspace};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let stand_ins = rt
+        .block_on(ContactStandIns::start(3, 100))
+        .expect("the stand-ins start");
+    let env = TestEnv::new();
+    write_workspace(env.path(), &stand_ins).expect("the workspace is written");
+    let db = TestDatabase::new();
+    let workers = [
+        WorkerProcess::start(&env, &db, &["--slots", "4"]),
+        WorkerProcess::start(&env, &db, &["--slots", "4"]),
+    ];
+    let front = Served::start(
+        env.path(),
+        &["--role", "front"],
+        &[("WEFT_STORE", db.url())],
+    );
+    let reply = front.call(
+        "POST",
+        &format!("{}?wait=true", front.webhook("acme-contacts", "sync")),
+        &[],
+        b"",
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    until(&db, "SELECT count(*) FROM weft_queue", "0");
+    assert_eq!(
+        db.query("SELECT status FROM weft_runs"),
+        vec!["succeeded"],
+        "one run, run once"
+    );
+    // Contacts n % 3 == 2 are new, n % 3 == 1 changed: each sent to the CRM exactly once.
+    let log = stand_ins.log();
+    let ids = |rest: usize| -> Vec<String> {
+        (0..300)
+            .filter(|n| n % 3 == rest)
+            .map(|n| format!("c{n:05}"))
+            .collect()
+    };
+    let (mut created, mut updated) = (log.created.clone(), log.updated.clone());
+    created.sort();
+    updated.sort();
+    assert_eq!(created, ids(2));
+    assert_eq!(updated, ids(1));
+    // The run's records are complete: the pages loop with its three iterations.
+    let run: Value =
+        serde_json::from_str(&db.query("SELECT convert_from(record, 'UTF8') FROM weft_runs")[0])
+            .unwrap();
+    assert_eq!(run["stopped_by"], "summary", "{run:#}");
+    assert!(
+        db.query("SELECT count(*) FROM weft_steps")[0]
+            .parse::<usize>()
+            .unwrap()
+            >= 3,
+        "the step records are missing"
+    );
+    drop(workers);
+}
+
 /// Kill-and-resume cycles.
 const CYCLES: usize = 20;
 
