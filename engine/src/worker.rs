@@ -22,13 +22,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::observe::metrics;
 use crate::runner::{RunRequest, Runner};
-use crate::store::postgres::{Claimed, ends_claim};
+use crate::store::postgres::{Claimed, Claims, ends_claim};
 use crate::store::{PgStore, RunStore, Status, Store};
 use weft_model::workspace::Workspace;
 
@@ -119,10 +118,16 @@ impl Worker {
             // batches, not one per run that ends.
             let mut queue_empty = false;
             if free > 0 && (free >= self.options.slots.div_ceil(4) || running.is_empty()) {
-                let claims = self
-                    .queue()
-                    .claim(free, self.options.lease, gated)
-                    .context("failed to claim queued runs")?;
+                let claims = match self.queue().claim(free, self.options.lease, gated) {
+                    Ok(claims) => claims,
+                    Err(e) => {
+                        // The database is away (restarting, cut off): looked at again after
+                        // the poll; the runs in flight go on, and keep their leases as long
+                        // as renewals get through.
+                        tracing::error!("failed to claim queued runs: {e:#}");
+                        Claims::default()
+                    }
+                };
                 gated = claims.gated_left;
                 queue_empty = claims.runs.len() < free;
                 for run in claims.runs {
@@ -146,11 +151,7 @@ impl Worker {
             tokio::select! {
                 Some(done) = tasks.join_next() => ended(done, &mut running, &mut finished),
                 Ok(id) = lost.recv() => abandon(&mut running, &id),
-                _ = renewal.tick() => {
-                    for id in self.queue().renew(self.options.lease)? {
-                        abandon(&mut running, &id);
-                    }
-                }
+                _ = renewal.tick() => self.renew(&mut running),
                 Ok(()) = queued.changed() => {
                     let now = queued.borrow_and_update().gated;
                     gated |= now != gated_seen;
@@ -174,15 +175,25 @@ impl Worker {
                         finished += 1;
                     }
                 }
-                _ = renewal.tick() => {
-                    for id in self.queue().renew(self.options.lease)? {
-                        abandon(&mut running, &id);
-                    }
-                }
+                _ = renewal.tick() => self.renew(&mut running),
                 _ = tokio::time::sleep_until(deadline) => break,
             }
         }
         Ok(finished)
+    }
+
+    /// Renews the leases of the runs in flight, abandoning those another worker took. A
+    /// renewal that fails is logged and tried at the next tick: a worker cut off for longer
+    /// than its lease loses its runs (their writes are fenced) rather than stopping.
+    fn renew(&self, running: &mut HashMap<String, tokio::task::AbortHandle>) {
+        match self.queue().renew(self.options.lease) {
+            Ok(lost) => {
+                for id in lost {
+                    abandon(running, &id);
+                }
+            }
+            Err(e) => tracing::error!("failed to renew the leases of the runs in flight: {e:#}"),
+        }
     }
 
     /// Runs (or resumes) one claimed run, then takes it off the queue, whether it succeeded

@@ -219,6 +219,61 @@ fn the_contacts_example_through_a_front_end_and_two_workers_sends_each_change_on
     drop(workers);
 }
 
+#[test]
+fn a_worker_cut_off_from_the_database_keeps_going_and_runs_what_was_queued_meanwhile() {
+    let server = TestServer::start();
+    let env = env(&server, "");
+    let db = TestDatabase::new();
+    // The worker reaches the database through a proxy the test cuts; the front end directly.
+    let mut url = url::Url::parse(db.url()).unwrap();
+    let target: std::net::SocketAddr =
+        format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432))
+            .parse()
+            .unwrap();
+    let proxy = weft_tests::proxy::CutProxy::start(target);
+    url.set_port(Some(proxy.addr.port())).unwrap();
+    let log = env.path().join("worker.log");
+    let mut worker = WorkerProcess::spawn(
+        &env,
+        url.as_str(),
+        &["--lease", "2"],
+        &[],
+        std::fs::File::create(&log).unwrap().into(),
+    );
+    let front = front(&env, &db);
+    let hook = front.webhook("globex-sync", "paths");
+    let json = [("content-type", "application/json")];
+    let body = br#"{"region": "eu"}"#;
+    let before = front.call("POST", &format!("{hook}?wait=true"), &json, body);
+    assert_eq!(before.status, 200, "{}", before.text());
+
+    proxy.cut();
+    let reply = front.call("POST", &hook, &json, body);
+    assert_eq!(reply.status, 202, "{}", reply.text());
+    let id = reply.json()["run_id"].as_str().unwrap().to_string();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        worker.0.try_wait().unwrap().is_none(),
+        "the worker stopped when the database went away:\n{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    assert_eq!(
+        db.query(&format!("SELECT status FROM weft_runs WHERE id = '{id}'")),
+        vec!["running"],
+        "queued while the worker was cut off"
+    );
+
+    proxy.restore();
+    until(
+        &db,
+        &format!("SELECT status FROM weft_runs WHERE id = '{id}'"),
+        "succeeded",
+    );
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(said.contains("failed to claim queued runs"), "{said}");
+    assert!(worker.0.try_wait().unwrap().is_none());
+}
+
 /// Kill-and-resume cycles.
 const CYCLES: usize = 20;
 

@@ -14,6 +14,7 @@ pub mod crash;
 pub mod hostile;
 pub mod load;
 pub mod postgres;
+pub mod proxy;
 pub mod serve;
 pub mod server;
 
