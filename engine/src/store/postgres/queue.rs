@@ -101,7 +101,7 @@ fn gate_limit(limit: u32) -> i32 {
     i32::try_from(limit.max(1)).unwrap_or(i32::MAX)
 }
 
-/// Claims open runs (of flows without a concurrency limit): the oldest waiting ones, skipping
+/// Claims open runs (of flows without a concurrency limit): the oldest waiting ones, passing over
 /// those another claimer has locked.
 const CLAIM_OPEN: &str = "\
     UPDATE weft_queue q \
