@@ -1,12 +1,13 @@
-//! Code steps in JavaScript and Python: built with `weft build` (componentize-js and
-//! componentize-py, installed by `plugins/code-tools/install`), then run by the real `weft`
-//! binary as ordinary plugins.
+//! Code steps in JavaScript and Python built with `weft build` (JavaScript on QuickJS by `weft`
+//! itself, or on SpiderMonkey with componentize-js; Python with componentize-py; the tools are
+//! installed by `plugins/code-tools/install`), then run by the real `weft` binary as ordinary
+//! plugins. Inline code steps are in `inline_code.rs`.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use serde_json::Value;
-use weft::demo::{BUCKET, EXAMPLE_PATH_HELPER_MANIFEST, POKEMON};
+use weft::demo::{BUCKET, POKEMON, PathHelper};
 use weft_tests::server::TestServer;
 use weft_tests::{Output, TestEnv, one_instance_workspace, pokemon_example, repo};
 
@@ -152,19 +153,16 @@ fn step<'a>(run: &'a Value, id: &str) -> &'a Value {
 
 #[test]
 fn js_and_python_path_helpers_give_the_rust_ones_results_for_both_customers() {
-    let built = built();
     let (env, stand_ins) = pokemon_example();
-    for component in [&built.js_path_helper, &built.py_path_helper] {
-        std::fs::copy(component, env.path().join(component.file_name().unwrap())).unwrap();
-    }
-
     let mut results = Vec::new();
-    for (variant, component) in [
-        ("rust", None),
-        ("js", Some("path-helper.wasm")),
-        ("python", Some("path_helper.wasm")),
+    // The walkthrough's JavaScript pasted into the integration file (Prismatic's CommonJS
+    // signature) and the example's Python as the step's `code_file`: built by `weft` itself.
+    for (variant, path_helper) in [
+        ("rust", PathHelper::Rust),
+        ("js", PathHelper::JavaScript),
+        ("python", PathHelper::Python),
     ] {
-        weft::demo::write_workspace_with(env.path(), &stand_ins.servers, component)
+        weft::demo::write_workspace_with(env.path(), &stand_ins.servers, path_helper)
             .expect("the workspace is written");
         for instance in [SMITH, FTL] {
             let (out, run) = run_json(&env, instance);
@@ -265,7 +263,7 @@ fn javascript_errors_loops_and_state() {
         thrown.stderr
     );
     assert!(
-        thrown.stderr.contains("run@misbehave.js:12:"),
+        thrown.stderr.contains("at run (misbehave.js:12:"),
         "the stack names the line: {}",
         thrown.stderr
     );
@@ -431,7 +429,10 @@ fn components_import_only_what_their_manifest_requests() {
                 .with_file_name("path-helper.plugin.toml")
         )
         .unwrap(),
-        EXAMPLE_PATH_HELPER_MANIFEST
+        std::fs::read_to_string(
+            repo().join("examples/pokemon-avatar-sync/path-helper.plugin.toml")
+        )
+        .unwrap()
     );
 }
 
@@ -445,19 +446,31 @@ fn build_errors_name_the_file_line_and_column() {
         out.stderr
     };
 
-    let js = build(
-        "broken.js",
-        "export function run(context, inputs) {\n  return { url: };\n}\n",
-    );
+    let broken_js = "export function run(context, inputs) {\n  return { url: };\n}\n";
+    let js = build("broken.js", broken_js);
     assert!(
-        js.contains("broken.js:2:17 SyntaxError: expected expression"),
+        js.contains("broken.js:2:17: SyntaxError: unexpected token in expression: '}'"),
         "{js}"
     );
-    assert!(!js.contains("componentize.js:"), "no tool stack: {js}");
+    // The same on SpiderMonkey (componentize-js), without the tool's own stack.
+    env.write("broken-sm.js", broken_js);
+    let sm = env.weft(&["build", "broken-sm.js", "--engine", "spidermonkey"]);
+    assert!(!sm.success, "{}", sm.stdout);
+    assert!(
+        sm.stderr
+            .contains("broken-sm.js:2:17 SyntaxError: expected expression"),
+        "{}",
+        sm.stderr
+    );
+    assert!(
+        !sm.stderr.contains("componentize.js:"),
+        "no tool stack: {}",
+        sm.stderr
+    );
 
     let no_run = build("no-run.js", "export function handler() { return 1; }\n");
     assert!(
-        no_run.contains("no-run.js does not export a function `run`"),
+        no_run.contains("no-run.js exports no step function: add `export function run"),
         "{no_run}"
     );
 
@@ -477,7 +490,7 @@ fn build_errors_name_the_file_line_and_column() {
 
     env.write("step.js", "export function run() { return 1; }\n");
     let missing = env.weft_with(
-        &["build", "step.js"],
+        &["build", "step.js", "--engine", "spidermonkey"],
         &[("WEFT_COMPONENTIZE_JS", "/nonexistent/componentize-js")],
         None,
     );

@@ -6,6 +6,7 @@ mod crash;
 mod flow_control;
 mod hostile;
 mod http;
+mod inline_code;
 mod limits;
 mod managed;
 mod platform;

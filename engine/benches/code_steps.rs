@@ -1,5 +1,6 @@
-//! Per-step cost of the Path Helper written in Rust (the built-in), JavaScript and Python (the
-//! example's `path-helper.js` / `path_helper.py`, built here with `weft build`'s builder):
+//! Per-step cost of the Path Helper written in Rust (the built-in), JavaScript on QuickJS and on
+//! SpiderMonkey, and Python (the example's `path-helper.js` / `path_helper.py`, built here with
+//! `weft build`'s builder):
 //! a fresh store + instance of the component and a call of `run`, compile cached, interleaved
 //! in rounds so that machine noise hits all three alike. Ratios are to the Rust step.
 //!
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use samples::Samples;
+use weft::build::JsEngine;
 use weft::host::config::ConfigVars;
 use weft::plugin::{HostOptions, PluginHost, StepCall};
 use weft_model::limits::StepLimits;
@@ -41,12 +43,29 @@ fn main() -> anyhow::Result<()> {
         "Rust (built-in)",
         PluginSource::Builtin("path-helper".into()),
     )];
-    for (name, file) in [
-        ("JavaScript", "path-helper.js"),
-        ("Python", "path_helper.py"),
+    for (name, file, engine, out) in [
+        (
+            "JavaScript (QuickJS)",
+            "path-helper.js",
+            JsEngine::QuickJs,
+            "path-helper-qjs.wasm",
+        ),
+        (
+            "JavaScript (SpiderMonkey)",
+            "path-helper.js",
+            JsEngine::SpiderMonkey,
+            "path-helper-sm.wasm",
+        ),
+        (
+            "Python",
+            "path_helper.py",
+            JsEngine::default(),
+            "path_helper.wasm",
+        ),
     ] {
-        eprintln!("building {file} ...");
-        let built = weft::build::build(&dir.path().join(file), None)?;
+        eprintln!("building {file} ({name}) ...");
+        let output = dir.path().join(out);
+        let built = weft::build::build(&dir.path().join(file), Some(&output), engine)?;
         eprintln!(
             "  {} ({} bytes) with {}",
             built.output.display(),

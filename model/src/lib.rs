@@ -24,6 +24,7 @@ pub mod value;
 pub mod grants;
 
 pub mod builtin;
+pub mod code;
 pub mod condition;
 pub mod config;
 pub mod control;

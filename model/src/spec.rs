@@ -137,6 +137,29 @@ pub struct WorkspaceFile {
     /// The most any integration may set its flow-control limits to.
     #[serde(default)]
     pub limits: FlowLimitsSpec,
+    /// What code steps (inline code in integration files) may be granted; without it they get
+    /// config vars and the log only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<CodePolicySpec>,
+}
+
+/// The `[code]` policy: the most any code step may be granted. A step gets what it asks for in
+/// its `capabilities`, each within what this allows.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodePolicySpec {
+    /// The origins code steps may reach over HTTP, and the address checks, as a plugin's grant.
+    #[serde(default)]
+    pub http: Option<HttpGrantSpec>,
+    /// The buckets (and S3-compatible endpoints) code steps may write to.
+    #[serde(default)]
+    pub s3: Option<S3GrantSpec>,
+    /// Let code steps keep persisted state.
+    #[serde(default)]
+    pub state: bool,
+    /// Limits for every code step: the defaults and the most a step may ask for.
+    #[serde(default)]
+    pub limits: Option<PluginLimitsSpec>,
 }
 
 /// The `[auth]` table: the workspace key and secret (or public key) embedding apps sign their
@@ -200,6 +223,9 @@ pub struct PluginSpec {
     /// them may ask for.
     #[serde(default)]
     pub limits: Option<PluginLimitsSpec>,
+    /// For the plugin of a code step (made by validation, never read from a file): its code.
+    #[serde(skip)]
+    pub code: Option<std::sync::Arc<crate::code::CodeSource>>,
 }
 
 /// A plugin's limits in its policy.

@@ -9,6 +9,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::code::CodeSource;
 use crate::condition::Condition;
 use crate::config::{self, ConfigProblem, ResolvedConfig};
 use crate::control::{FlowLimits, StepKind};
@@ -156,6 +157,8 @@ pub enum PluginSource {
         /// The digest it must have.
         sha256: String,
     },
+    /// A code step's source, built into a component by the engine.
+    Code(Arc<CodeSource>),
 }
 
 impl fmt::Display for PluginSource {
@@ -164,6 +167,7 @@ impl fmt::Display for PluginSource {
             PluginSource::Builtin(name) => write!(f, "builtin:{name}"),
             PluginSource::File(path) => write!(f, "{}", path.display()),
             PluginSource::Url { url, .. } => f.write_str(url),
+            PluginSource::Code(code) => write!(f, "the code of step `{}`", code.step),
         }
     }
 }
@@ -294,6 +298,7 @@ impl Workspace {
 
 pub(crate) fn plugin_source(file: &WorkspaceFile, dir: &Path, name: &str) -> Option<PluginSource> {
     match file.plugins.get(name) {
+        Some(spec) if spec.code.is_some() => spec.code.clone().map(PluginSource::Code),
         Some(spec) => Some(match spec.source.strip_prefix("builtin:") {
             Some(builtin) => PluginSource::Builtin(builtin.to_string()),
             None if spec.source.starts_with("https://") || spec.source.starts_with("http://") => {

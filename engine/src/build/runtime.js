@@ -1,24 +1,34 @@
-// Weft's JavaScript code-step runtime, written next to the step's module by `weft build`.
+// Weft's JavaScript code-step runtime, written next to the step's module when a JavaScript step
+// is built (on QuickJS by default, or on SpiderMonkey through componentize-js).
 //
-// It adapts a module that exports `run(context, inputs)` to the `weft:step` world: inputs
-// arrive as plain JavaScript values, `context` reads config vars, logs and (when the step's
-// manifest asks for them) keeps state and calls HTTP and S3 through the host; the value `run`
-// returns (or resolves to) becomes the step's result, and anything it throws becomes a
-// `step-error` carrying the message and the stack.
+// It adapts the author's module to the `weft:step` world. Two shapes are accepted:
+// - Weft's own: a named export `run(context, inputs)` whose return value is the result;
+// - Prismatic's: a default export (or, in CommonJS, `module.exports`) that is a function of
+//   `(context, params)` whose `{ data }` is the result; `context.configVars` holds the
+//   instance's config vars.
+// Inputs arrive as plain JavaScript values; `context` reads config vars, logs and (when the
+// step asks for them) keeps state and calls HTTP and S3 through the host; anything the step
+// throws becomes a `step-error` carrying the message and the author's stack.
+import './__WEFT_PRELUDE_FILE__';
 import * as step from '__WEFT_STEP_MODULE__';
-import * as hostConfig from 'weft:step/config@0.1.0';
-import { log as hostLog } from 'weft:step/log@0.1.0';
 __WEFT_HOST_IMPORTS__
 
-if (typeof step.run !== 'function') {
+// What the module exports that runs the step, and whether its result is Prismatic's `{ data }`.
+const entry = (() => {
+  if (typeof step.run === 'function') return { run: step.run, unwrapData: false };
+  const main = step.default;
+  if (typeof main === 'function') return { run: main, unwrapData: true };
+  if (main && typeof main.run === 'function') return { run: main.run, unwrapData: false };
   throw new Error(
-    '__WEFT_STEP_FILE__ does not export a function `run`; add `export function run(context, inputs) { ... }`',
+    '__WEFT_STEP_FILE__ exports no step function: add `export function run(context, inputs) { ... }`, `export default async (context, params) => ...` or `module.exports = async ({ configVars }, params) => ...`',
   );
-}
+})();
 
 const KINDS = new Set(['invalid-input', 'denied', 'upstream', 'timeout', 'internal']);
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+// Log calls made while the module is first evaluated (at build time) have no step to go to.
+let running = false;
 
 /** An error with a step-error kind; `retryable` tells the host a retry may succeed. */
 class StepError extends Error {
@@ -36,12 +46,16 @@ function format(args) {
     .join(' ');
 }
 
-const log = {
-  debug: (...args) => hostLog('debug', format(args)),
-  info: (...args) => hostLog('info', format(args)),
-  warn: (...args) => hostLog('warn', format(args)),
-  error: (...args) => hostLog('error', format(args)),
+const writeLog = (level) => (...args) => {
+  if (running) hostLog.log(level, format(args));
 };
+const log = {
+  debug: writeLog('debug'),
+  info: writeLog('info'),
+  warn: writeLog('warn'),
+  error: writeLog('error'),
+};
+globalThis.console = { ...log, log: log.info, trace: log.debug };
 
 const config = {
   /** The value of a config var for this instance, or `undefined`. */
@@ -50,9 +64,10 @@ const config = {
   names: () => hostConfig.names(),
 };
 
-// A host call's `err` arrives as a thrown error whose `payload` is the WIT variant.
+// A host call's `err` arrives as a thrown value: the WIT variant itself on QuickJS, an error
+// whose `payload` is the variant on SpiderMonkey.
 function hostError(what, e) {
-  const payload = e && e.payload;
+  const payload = e && typeof e === 'object' && 'payload' in e ? e.payload : e;
   if (!payload || typeof payload.tag !== 'string') return e;
   const detail = typeof payload.val === 'string' ? payload.val : JSON.stringify(payload.val);
   const kind = { denied: 'denied', timeout: 'timeout', invalid: 'invalid-input' }[payload.tag];
@@ -170,6 +185,8 @@ function stepStack(error) {
   return stack
     .split('\n')
     .filter((line) => line && !line.includes('__WEFT_RUNTIME_FILE__') && !line.includes('initializer.js'))
+    // QuickJS names modules by their path in the build's directory (`/step.js`).
+    .map((line) => line.replace('/__WEFT_STEP_FILE__:', '__WEFT_STEP_FILE__:'))
     .join('\n');
 }
 
@@ -185,25 +202,44 @@ function stepError(error) {
   };
 }
 
+// A Prismatic action returns `{ data }`; the step's result is `data`.
+function unwrap(value) {
+  if (entry.unwrapData && value !== null && typeof value === 'object' && 'data' in value) {
+    return value.data;
+  }
+  return value;
+}
+
+// How the component reports a `step-error`: `__WEFT_FAIL__`.
+function fail(error) {
+  __WEFT_FAIL__;
+}
+
 export function run(inputs) {
+  running = true;
   const values = {};
   for (const [name, value] of inputs) values[name] = inputValue(value);
   let out;
   try {
-    out = step.run(context, values);
+    out = entry.run(context, values);
   } catch (e) {
-    throw { payload: stepError(e) };
+    fail(stepError(e));
   }
-  return Promise.resolve(out).then(
+  if (!(out instanceof Promise)) {
+    try {
+      return result(unwrap(out));
+    } catch (e) {
+      fail(stepError(e));
+    }
+  }
+  return out.then(
     (value) => {
       try {
-        return result(value);
+        return result(unwrap(value));
       } catch (e) {
-        throw { payload: stepError(e) };
+        fail(stepError(e));
       }
     },
-    (e) => {
-      throw { payload: stepError(e) };
-    },
+    (e) => fail(stepError(e)),
   );
 }

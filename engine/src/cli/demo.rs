@@ -38,9 +38,11 @@ pub enum Example {
 pub enum PathHelperArg {
     /// The built-in Path Helper, compiled from Rust.
     Rust,
-    /// examples/pokemon-avatar-sync/path-helper.js.
+    /// The walkthrough's JavaScript, written into the integration file as the step's `code`
+    /// (examples/pokemon-avatar-sync/path-helper-inline.js), on QuickJS.
     Js,
-    /// examples/pokemon-avatar-sync/path_helper.py.
+    /// examples/pokemon-avatar-sync/path_helper.py as the step's `code_file` (needs
+    /// componentize-py).
     Python,
 }
 
@@ -57,13 +59,7 @@ impl From<PathHelperArg> for PathHelper {
 async fn run(dir: &Path, path_helper: PathHelper) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let stand_ins = StandIns::start(&dir.join("s3"), &demo::random_secret()).await?;
-    let component = {
-        let dir = dir.to_path_buf();
-        tokio::task::spawn_blocking(move || path_helper.prepare(&dir))
-            .await
-            .context("the Path Helper build stopped")??
-    };
-    let workspace = demo::write_workspace_with(dir, &stand_ins, component.as_deref())?;
+    let workspace = demo::write_workspace_with(dir, &stand_ins, path_helper)?;
     let ws = super::load_workspace(&workspace)?;
 
     println!("Weft demo: Pokemon Avatar Sync, offline");
@@ -81,16 +77,22 @@ async fn run(dir: &Path, path_helper: PathHelper) -> anyhow::Result<ExitCode> {
         "  workspace             {}  (examples/pokemon-avatar-sync pointed at the stand-ins)",
         workspace.display()
     );
-    if let Some(component) = &component {
-        println!(
-            "  Path Helper           {} (a code step built with `weft build`)",
-            dir.join(component).display()
-        );
+    match path_helper {
+        PathHelper::Rust => {}
+        PathHelper::JavaScript => println!(
+            "  Path Helper           the walkthrough's JavaScript, inline in {} (QuickJS)",
+            dir.join("integration.toml").display()
+        ),
+        PathHelper::Python => println!(
+            "  Path Helper           {} (Python, the step's code_file)",
+            dir.join("path_helper.py").display()
+        ),
     }
 
     let store_dir = dir.join("store");
     let store = Arc::new(Store::from(SledStore::open(&store_dir)?));
     let host = super::plugin_host(&store)?;
+    super::prepare_code(&host, &ws)?;
     let runner = Runner::new(host, store.clone());
 
     let mut failed = 0;

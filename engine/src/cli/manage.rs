@@ -157,6 +157,8 @@ pub fn apply(store: Option<&str>, workspace: &Path, upgrade: bool) -> anyhow::Re
     let ws = super::load_workspace(workspace)?;
     let location = super::store_location(store, Some(workspace));
     let store = Store::open(&location)?;
+    let host = super::plugin_host(&store)?;
+    super::prepare_code(&host, &ws)?;
     let registry = store.registry()?;
     let changes = registry.apply(&ws, upgrade)?;
     store.prune_webhook_tokens()?;

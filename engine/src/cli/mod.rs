@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 pub(crate) use store::{
     local_dir, migrate, open_existing_store, open_managed_store, open_store, plugin_host,
-    store_location,
+    prepare_code, store_location,
 };
 use weft::model::records::now_ms;
 use weft::observe::logs::{self, LogFormat};
@@ -76,20 +76,27 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
         /// Which Path Helper to use: the built-in Rust one, or the example's code step in
-        /// JavaScript or Python (built with `weft build`, which needs componentize-js or
+        /// JavaScript (built on QuickJS by `weft` itself) or Python (built with
         /// componentize-py).
         #[arg(long, value_enum, default_value = "rust")]
         path_helper: demo::PathHelperArg,
     },
-    /// Compile a JavaScript or Python code step into a `weft:step` component, with
-    /// componentize-js (npm) or componentize-py (PyPI). A manifest `NAME.plugin.toml` beside
-    /// the source decides which host interfaces it imports (config and log always).
+    /// Compile a JavaScript or Python code step into a `weft:step` component: JavaScript on
+    /// QuickJS by `weft` itself (or on SpiderMonkey with componentize-js from npm), Python
+    /// with componentize-py (PyPI). A manifest `NAME.plugin.toml` beside the source decides
+    /// which host interfaces it imports (config and log always).
     Build {
-        /// The step's source: `STEP.js`, `STEP.mjs` or `STEP.py`, exporting `run(context, inputs)`.
+        /// The step's source: `STEP.js`, `STEP.mjs` or `STEP.py`, exporting
+        /// `run(context, inputs)` (or, in JavaScript, Prismatic's
+        /// `module.exports = async ({ configVars }, params) => ({ data })`).
         source: PathBuf,
         /// Where to write the component (default: the source with `.wasm`).
         #[arg(short, long, value_name = "OUT.wasm")]
         output: Option<PathBuf>,
+        /// The JavaScript engine: `quickjs` (built by `weft` itself; small, fast to start) or
+        /// `spidermonkey` (componentize-js from npm; a fuller web API).
+        #[arg(long, default_value = "quickjs", value_parser = weft::build::JsEngine::parse)]
+        engine: weft::build::JsEngine,
     },
     /// Apply the workspace file to the store, then serve the HTTP API (`/api/v1`, described
     /// at `/openapi.json`), webhooks (each flow at a secret `/webhooks/TOKEN`, printed at start)
@@ -320,6 +327,13 @@ pub fn main() -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate { workspace } => {
             let ws = load_workspace(&workspace)?;
+            if ws.file.plugins.values().any(|p| p.code.is_some()) {
+                // Code steps are built to be checked, into the store's compile cache so that
+                // `apply` and `serve` find them built.
+                let location = store_location(cli.store.as_deref(), Some(&workspace));
+                let host = plugin_host(&open_store(&location)?)?;
+                prepare_code(&host, &ws)?;
+            }
             let steps: usize = ws
                 .integrations
                 .values()
@@ -403,7 +417,11 @@ pub fn main() -> anyhow::Result<ExitCode> {
         Command::Apply { workspace, upgrade } => {
             manage::apply(cli.store.as_deref(), &workspace, upgrade)
         }
-        Command::Build { source, output } => plugins::build(&source, output.as_deref()),
+        Command::Build {
+            source,
+            output,
+            engine,
+        } => plugins::build(&source, output.as_deref(), engine),
         Command::Migrate => migrate(cli.store.as_deref()),
         Command::Serve {
             workspace,

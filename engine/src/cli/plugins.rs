@@ -185,10 +185,14 @@ pub fn main(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 /// `weft build`: compiles a code step and says what came out and what it needs.
-pub fn build(source: &Path, output: Option<&Path>) -> anyhow::Result<ExitCode> {
+pub fn build(
+    source: &Path,
+    output: Option<&Path>,
+    engine: weft::build::JsEngine,
+) -> anyhow::Result<ExitCode> {
     let language = weft::build::Language::of(source)?;
     eprintln!("Building {} ({}) ...", source.display(), language.name());
-    let built = weft::build::build(source, output)?;
+    let built = weft::build::build(source, output, engine)?;
     println!(
         "Built {} ({}, sha256 {}) in {:.1} s with {}",
         built.output.display(),

@@ -105,13 +105,14 @@ pub fn main(args: Args, store: Option<&str>) -> anyhow::Result<ExitCode> {
     weft::observe::metrics::install()?;
     let location = super::store_location(store, Some(&args.workspace));
     let store = Arc::new(super::open_store(&location)?);
+    let host = super::plugin_host(&store)?;
+    super::prepare_code(&host, &ws)?;
     let registry = store.registry()?;
     for change in registry.apply(&ws, false)? {
         println!("  {change}");
     }
     store.prune_webhook_tokens()?;
     let vault = super::credentials::open_vault_if_configured(&store, ws.name())?;
-    let host = super::plugin_host(&store)?;
     let runner = Runner::new(host, store.clone())
         .with_vault(vault.clone())
         .with_durability(args.durability);

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::bail;
 use weft::plugin::{CompileCache, HostOptions, PluginHost};
 use weft::store::{RunStore, Store, StoreLocation};
+use weft_model::workspace::Workspace;
 
 /// `weft migrate`.
 pub(crate) fn migrate(store: Option<&str>) -> anyhow::Result<ExitCode> {
@@ -96,6 +97,24 @@ pub(crate) fn plugin_host(store: &Store) -> anyhow::Result<Arc<PluginHost>> {
         download_dir: Some(store.local_dir().join("plugins")),
         ..HostOptions::default()
     })?))
+}
+
+/// Builds the code steps of `ws` (or finds them built) before it is validated, applied or
+/// served, and says how many were built.
+pub(crate) fn prepare_code(host: &PluginHost, ws: &Workspace) -> anyhow::Result<()> {
+    let before = host.cache_stats();
+    let steps = host
+        .prepare_code(ws)
+        .map_err(|e| anyhow::anyhow!("{}: {e:#}", ws.path.display()))?;
+    if steps > 0 {
+        let after = host.cache_stats();
+        notice(&format!(
+            "code steps: {steps} ({} built, {} unchanged)",
+            after.code_built - before.code_built,
+            after.code_reused - before.code_reused
+        ));
+    }
+    Ok(())
 }
 
 /// Opens a store that `weft apply` has written to.

@@ -29,12 +29,13 @@ pub fn main(args: Args, store: Option<&str>) -> anyhow::Result<ExitCode> {
     let ws = super::load_workspace(&args.workspace)?;
     let location = super::store_location(store, Some(&args.workspace));
     let store = Arc::new(super::open_store(&location)?);
+    let host = super::plugin_host(&store)?;
+    super::prepare_code(&host, &ws)?;
     // The same managed state as the front ends: applying an unchanged file changes nothing.
     for change in store.registry()?.apply(&ws, false)? {
         println!("  {change}");
     }
     let vault = super::credentials::open_vault_if_configured(&store, ws.name())?;
-    let host = super::plugin_host(&store)?;
     let runner = Runner::new(host, store.clone())
         .with_vault(vault)
         .with_durability(args.durability);

@@ -238,75 +238,63 @@ async fn sprite(UrlPath(file): UrlPath<String>) -> Response {
     }
 }
 
-/// Which Path Helper the demo's workspace uses: the built-in Rust one or the example's code
-/// step in JavaScript or Python, built with `weft build`.
+/// Which Path Helper the demo's workspace uses: the built-in Rust one, or the walkthrough's
+/// code step written into the integration file (JavaScript) or beside it (Python).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathHelper {
     /// `builtin:path-helper`.
     Rust,
-    /// `examples/pokemon-avatar-sync/path-helper.js`.
+    /// `examples/pokemon-avatar-sync/path-helper-inline.js`, in the step's `code`.
     JavaScript,
-    /// `examples/pokemon-avatar-sync/path_helper.py`.
+    /// `examples/pokemon-avatar-sync/path_helper.py`, as the step's `code_file`.
     Python,
 }
 
-/// The example's JavaScript Path Helper.
-pub const EXAMPLE_PATH_HELPER_JS: &str =
-    include_str!("../../../examples/pokemon-avatar-sync/path-helper.js");
+/// The walkthrough's Path Helper as written there, in Prismatic's signature.
+pub const EXAMPLE_PATH_HELPER_INLINE_JS: &str =
+    include_str!("../../../examples/pokemon-avatar-sync/path-helper-inline.js");
 /// The example's Python Path Helper.
 pub const EXAMPLE_PATH_HELPER_PY: &str =
     include_str!("../../../examples/pokemon-avatar-sync/path_helper.py");
-/// The manifest of both code-step Path Helpers.
-pub const EXAMPLE_PATH_HELPER_MANIFEST: &str =
-    include_str!("../../../examples/pokemon-avatar-sync/path-helper.plugin.toml");
 
 impl PathHelper {
-    /// Writes the code step's source and manifest into `dir` and builds it, unless the
-    /// component there was built from the same source; returns the component's file name.
-    /// `None` for the built-in.
-    pub fn prepare(self, dir: &Path) -> anyhow::Result<Option<String>> {
-        let (file, source) = match self {
-            Self::Rust => return Ok(None),
-            Self::JavaScript => ("path-helper.js", EXAMPLE_PATH_HELPER_JS),
-            Self::Python => ("path_helper.py", EXAMPLE_PATH_HELPER_PY),
-        };
-        let path = dir.join(file);
-        let wasm = path.with_extension("wasm");
-        let manifest = weft_model::manifest::Manifest::path_for(&path);
-        let unchanged = std::fs::read_to_string(&path).is_ok_and(|old| old == source)
-            && std::fs::read_to_string(&manifest)
-                .is_ok_and(|old| old == EXAMPLE_PATH_HELPER_MANIFEST)
-            && wasm.is_file();
-        if !unchanged {
-            let _ = std::fs::remove_file(&wasm);
-            std::fs::write(&path, source)
-                .with_context(|| format!("failed to write `{}`", path.display()))?;
-            std::fs::write(&manifest, EXAMPLE_PATH_HELPER_MANIFEST)
-                .with_context(|| format!("failed to write `{}`", manifest.display()))?;
-            crate::build::build(&path, None)?;
+    /// The example integration with this Path Helper, and the files it needs beside it.
+    pub fn integration(self) -> (String, Vec<(&'static str, &'static str)>) {
+        const BUILT_IN: &str = "plugin = \"path-helper\"\n";
+        match self {
+            Self::Rust => (EXAMPLE_INTEGRATION.to_string(), Vec::new()),
+            Self::JavaScript => (
+                EXAMPLE_INTEGRATION.replacen(
+                    BUILT_IN,
+                    &format!(
+                        "language = \"javascript\"\ncode = '''\n{EXAMPLE_PATH_HELPER_INLINE_JS}'''\n"
+                    ),
+                    1,
+                ),
+                Vec::new(),
+            ),
+            Self::Python => (
+                EXAMPLE_INTEGRATION.replacen(BUILT_IN, "code_file = \"path_helper.py\"\n", 1),
+                vec![("path_helper.py", EXAMPLE_PATH_HELPER_PY)],
+            ),
         }
-        Ok(Some(
-            wasm.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-        ))
     }
 }
 
 /// Writes the example workspace pointed at the stand-ins into `dir`, with the built-in Path
 /// Helper.
 pub fn write_workspace(dir: &Path, stand_ins: &StandIns) -> anyhow::Result<PathBuf> {
-    write_workspace_with(dir, stand_ins, None)
+    write_workspace_with(dir, stand_ins, PathHelper::Rust)
 }
 
 /// Writes the example workspace into `dir` (`weft.toml`, `integration.toml` and the secret
 /// file the credential reads), with the Pokemon API URL, the S3 endpoint, the plugins' grants
 /// and the AWS credential pointed at `stand_ins`. Returns the workspace file's path.
-/// `path_helper` names a component file in `dir` to use instead of the built-in Path Helper.
+/// `path_helper` says which Path Helper the integration uses.
 pub fn write_workspace_with(
     dir: &Path,
     stand_ins: &StandIns,
-    path_helper: Option<&str>,
+    path_helper: PathHelper,
 ) -> anyhow::Result<PathBuf> {
     let mut file: toml::Table = toml::from_str(EXAMPLE_WORKSPACE)
         .context("the example workspace shipped in the binary does not parse")?;
@@ -352,11 +340,6 @@ pub fn write_workspace_with(
     grant.insert("allow_loopback".into(), true.into());
     s3_put.insert("s3".into(), grant.into());
     plugins.insert("s3-put-object".into(), s3_put.into());
-    if let Some(component) = path_helper {
-        let mut entry = toml::Table::new();
-        entry.insert("source".into(), component.into());
-        plugins.insert("path-helper".into(), entry.into());
-    }
     file.insert("plugins".into(), plugins.into());
 
     let mut credentials = table(&mut file, &["credentials"])?;
@@ -381,8 +364,14 @@ pub fn write_workspace_with(
     );
     let path = dir.join("weft.toml");
     std::fs::write(&path, text).with_context(|| format!("failed to write `{}`", path.display()))?;
+    let (integration_text, beside) = path_helper.integration();
+    for (name, text) in beside {
+        let path = dir.join(name);
+        std::fs::write(&path, text)
+            .with_context(|| format!("failed to write `{}`", path.display()))?;
+    }
     let integration = dir.join("integration.toml");
-    std::fs::write(&integration, EXAMPLE_INTEGRATION)
+    std::fs::write(&integration, integration_text)
         .with_context(|| format!("failed to write `{}`", integration.display()))?;
     Ok(path)
 }

@@ -1,4 +1,5 @@
-//! The on-disk compile cache: compiled components, so a restart does not compile them again.
+//! The on-disk compile cache: compiled components, so a restart does not compile them again,
+//! and the components code steps were built into, so an unchanged step is never built again.
 //!
 //! An entry is keyed by the component's SHA-256 and the engine's compatibility hash (wasmtime
 //! version and compilation settings), and sealed with an HMAC-SHA256 under a random key kept in
@@ -28,6 +29,10 @@ pub struct CacheCounters {
     pub compiled: AtomicU64,
     /// Entries refused (bad seal, truncated, incompatible) and rebuilt.
     pub rejected: AtomicU64,
+    /// Code steps built from their source.
+    pub code_built: AtomicU64,
+    /// Code steps whose built component was found in the cache.
+    pub code_reused: AtomicU64,
 }
 
 /// A compile cache in one directory.
@@ -93,16 +98,9 @@ impl CompileCache {
             let _ = std::fs::remove_file(&path);
             None
         };
-        if bytes.len() < MAGIC.len() + MAC_LEN || &bytes[..MAGIC.len()] != MAGIC {
+        let Some(payload) = self.unseal(&bytes) else {
             return refuse();
-        }
-        let (mac, payload) = bytes[MAGIC.len()..].split_at(MAC_LEN);
-        let mut check = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length works");
-        check.update(MAGIC);
-        check.update(payload);
-        if check.verify_slice(mac).is_err() {
-            return refuse();
-        }
+        };
         // SAFETY: `Component::deserialize` runs the machine code in `payload`, so it must be
         // what a Weft engine serialized. The HMAC above, under a random key kept in this store's
         // database, shows that `store` below wrote these bytes (a file copied in from elsewhere
@@ -126,22 +124,64 @@ impl CompileCache {
         let Ok(payload) = component.serialize() else {
             return;
         };
-        let path = self.path(engine, sha256);
+        self.write_sealed(&self.path(engine, sha256), &payload);
+    }
+
+    fn built_path(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("code-{key}.wasm.sealed"))
+    }
+
+    /// The component a code step's source was built into, under `key` (a digest of the source
+    /// and everything the build depends on), if it is here and its seal checks.
+    pub fn load_built(&self, key: &str) -> Option<Vec<u8>> {
+        let path = self.built_path(key);
+        let bytes = std::fs::read(&path).ok()?;
+        match self.unseal(&bytes) {
+            Some(payload) => Some(payload.to_vec()),
+            None => {
+                let _ = std::fs::remove_file(&path);
+                None
+            }
+        }
+    }
+
+    /// Keeps the component built from a code step's source under `key`. Best effort.
+    pub fn store_built(&self, key: &str, component: &[u8]) {
+        self.write_sealed(&self.built_path(key), component);
+    }
+
+    /// The payload of a sealed entry, if its magic and seal check.
+    fn unseal<'b>(&self, bytes: &'b [u8]) -> Option<&'b [u8]> {
+        if bytes.len() < MAGIC.len() + MAC_LEN || &bytes[..MAGIC.len()] != MAGIC {
+            return None;
+        }
+        let (mac, payload) = bytes[MAGIC.len()..].split_at(MAC_LEN);
+        let mut check = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length works");
+        check.update(MAGIC);
+        check.update(payload);
+        check.verify_slice(mac).is_ok().then_some(payload)
+    }
+
+    fn write_sealed(&self, path: &Path, payload: &[u8]) {
         if std::fs::create_dir_all(&self.dir).is_err() {
             return;
         }
         let mut bytes = Vec::with_capacity(MAGIC.len() + MAC_LEN + payload.len());
         bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(&self.seal(&payload));
-        bytes.extend_from_slice(&payload);
+        bytes.extend_from_slice(&self.seal(payload));
+        bytes.extend_from_slice(payload);
         // Write under a unique name and rename, so a reader never sees half a file.
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let unique = NEXT.fetch_add(1, Ordering::Relaxed);
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let tmp = self.dir.join(format!(
-            ".{sha256}.{}-{unique}.tmp",
+            ".{name}.{}-{unique}.tmp",
             hex::encode(std::process::id().to_be_bytes())
         ));
-        if std::fs::write(&tmp, &bytes).is_ok() && std::fs::rename(&tmp, &path).is_err() {
+        if std::fs::write(&tmp, &bytes).is_ok() && std::fs::rename(&tmp, path).is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
     }

@@ -7,6 +7,7 @@
 
 pub mod builtin;
 pub mod cache;
+mod code;
 mod fetch;
 pub mod inspect;
 pub mod policy;
@@ -40,6 +41,14 @@ use weft_model::limits::{Bytes, Human, StepLimits};
 use weft_model::records::LogLine;
 use weft_model::value::Val;
 use weft_model::workspace::PluginSource;
+
+/// Whether the machine has an active swap area (a line after the header of `/proc/swaps`);
+/// when that cannot be read, it is taken to be on.
+fn swap_is_on() -> bool {
+    std::fs::read_to_string("/proc/swaps").map_or(cfg!(target_os = "linux"), |swaps| {
+        swaps.lines().skip(1).any(|line| !line.trim().is_empty())
+    })
+}
 
 /// How often the ticker thread advances the engine's epoch; the granularity of time limits.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -78,6 +87,8 @@ pub struct Plugin {
     pub sha256: String,
     /// The interfaces the component imports, as `package/interface@version`.
     pub imports: Vec<String>,
+    /// For a code step, its source: its errors' places are moved into the file it is written in.
+    code: Option<Arc<weft_model::code::CodeSource>>,
     pre: StepPre<StepData>,
 }
 
@@ -99,6 +110,10 @@ pub struct CacheStats {
     pub hits: u64,
     /// Cache entries refused (bad seal, damaged, incompatible) and rebuilt.
     pub rejected: u64,
+    /// Code steps built from their source.
+    pub code_built: u64,
+    /// Code steps whose component was already built.
+    pub code_reused: u64,
 }
 
 /// One step execution to perform.
@@ -258,7 +273,14 @@ impl PluginHost {
             .max_memory_size(usize::try_from(StepLimits::MAX_MEMORY).unwrap_or(usize::MAX))
             // Reset only the pages a step dirtied and keep them mapped, so the next step in
             // the slot takes no page faults; without PAGEMAP_SCAN (Linux < 6.7) this memsets.
-            .pagemap_scan(Enabled::Auto)
+            // Not where swap is on: a dirty page the kernel swapped out is not reported present,
+            // so it would not be reset and the next step in the slot could read it
+            // (wasmtime#14357, open).
+            .pagemap_scan(if swap_is_on() {
+                Enabled::No
+            } else {
+                Enabled::Auto
+            })
             .linear_memory_keep_resident(1 << 20)
             .table_keep_resident(64 << 10);
         let mut config = Config::new();
@@ -313,7 +335,7 @@ impl PluginHost {
     /// time) is returned without reading it again.
     pub fn load(&self, name: &str, source: &PluginSource) -> anyhow::Result<Arc<Plugin>> {
         let stamp = match source {
-            PluginSource::Builtin(_) | PluginSource::Url { .. } => None,
+            PluginSource::Builtin(_) | PluginSource::Url { .. } | PluginSource::Code(_) => None,
             PluginSource::File(path) => std::fs::metadata(path)
                 .ok()
                 .map(|m| (m.len(), m.modified().ok())),
@@ -337,8 +359,15 @@ impl PluginHost {
                 .fetch(url, sha256)
                 .with_context(|| format!("failed to fetch plugin `{name}` from `{url}`"))?
                 .into(),
+            PluginSource::Code(source) => {
+                code::component(source, self.cache.as_ref(), &self.counters)?.into()
+            }
         };
-        let plugin = self.load_bytes(name, &bytes).with_context(|| {
+        let code = match source {
+            PluginSource::Code(code) => Some(code.clone()),
+            _ => None,
+        };
+        let plugin = self.load_component(name, &bytes, code).with_context(|| {
             format!(
                 "failed to load plugin `{name}` (sha256 {}) from `{source}`",
                 hex::encode(Sha256::digest(&bytes))
@@ -350,8 +379,19 @@ impl PluginHost {
 
     /// Compiles and pre-instantiates a component from its bytes.
     pub fn load_bytes(&self, name: &str, bytes: &[u8]) -> anyhow::Result<Arc<Plugin>> {
+        self.load_component(name, bytes, None)
+    }
+
+    fn load_component(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        code: Option<Arc<weft_model::code::CodeSource>>,
+    ) -> anyhow::Result<Arc<Plugin>> {
         let sha256 = hex::encode(Sha256::digest(bytes));
-        let key = format!("{name}\0{sha256}");
+        // A code step moved within its file keeps its component but not its places.
+        let origin = code.as_ref().map(|c| &c.origin);
+        let key = format!("{name}\0{sha256}\0{origin:?}");
         if let Some(plugin) = self.lock_compiled().get(&key) {
             return Ok(plugin.clone());
         }
@@ -387,6 +427,7 @@ impl PluginHost {
             name: name.to_string(),
             sha256,
             imports,
+            code,
             pre,
         });
         self.lock_compiled().insert(key, plugin.clone());
@@ -408,6 +449,8 @@ impl PluginHost {
             compiled: self.counters.compiled.load(Ordering::Relaxed),
             hits: self.counters.hits.load(Ordering::Relaxed),
             rejected: self.counters.rejected.load(Ordering::Relaxed),
+            code_built: self.counters.code_built.load(Ordering::Relaxed),
+            code_reused: self.counters.code_reused.load(Ordering::Relaxed),
         }
     }
 
@@ -472,7 +515,10 @@ impl PluginHost {
             Ok(Err(error)) => Err(classify_trap(&error, store.data(), limits)),
             Ok(Ok(Err(e))) => Err(StepFailure::Error {
                 kind: e.kind.into(),
-                message: e.message,
+                message: match &plugin.code {
+                    Some(code) => code::step_message(code, &e.message),
+                    None => e.message,
+                },
                 retryable: e.retryable,
             }),
             Ok(Ok(Ok(value))) => from_wit(value, limits.output),

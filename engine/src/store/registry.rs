@@ -24,8 +24,8 @@ use super::kv::{KvBatch, KvTree};
 use super::trees::Tree;
 
 use weft_model::credential::CredentialSpec;
+use weft_model::spec::{CodePolicySpec, FlowLimitsSpec, PluginSpec, WorkspaceMeta};
 use weft_model::spec::{CustomerSpec, InstanceSpec, IntegrationFile, WorkspaceFile};
-use weft_model::spec::{FlowLimitsSpec, PluginSpec, WorkspaceMeta};
 use weft_model::workspace::Workspace;
 
 /// The workspace-level part of the managed state.
@@ -45,6 +45,9 @@ pub struct StoredWorkspace {
     /// The caps on integrations' flow-control limits.
     #[serde(default)]
     pub limits: FlowLimitsSpec,
+    /// The `[code]` policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<CodePolicySpec>,
 }
 
 /// One published version of an integration.
@@ -241,9 +244,17 @@ impl Registry {
             path,
             meta: ws.file.workspace.clone(),
             config: ws.file.config.clone(),
-            plugins: ws.file.plugins.clone(),
+            // Code steps' plugins are made from the integrations each time they are checked.
+            plugins: ws
+                .file
+                .plugins
+                .iter()
+                .filter(|(_, plugin)| plugin.code.is_none())
+                .map(|(name, plugin)| (name.clone(), plugin.clone()))
+                .collect(),
             credentials: ws.file.credentials.clone(),
             limits: ws.file.limits.clone(),
+            code: ws.file.code.clone(),
         };
         match self.workspace()? {
             None => changes.push(format!("workspace `{}`: created", ws.name())),
@@ -401,6 +412,7 @@ impl Registry {
             credentials: stored.credentials,
             auth: None,
             limits: stored.limits,
+            code: stored.code,
         };
         let mut spec = published.spec;
         spec.version = published.version;

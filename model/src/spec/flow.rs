@@ -1,8 +1,11 @@
-//! The shapes of a flow and its steps in an integration file: plugin steps, flow control
+//! The shapes of a flow and its steps in an integration file: plugin and code steps, flow control
 //! (branches, loops, stops, calls), retries, limits, and how a flow's webhook answers.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
+
+use crate::code::{CodeLanguage, JsEngine};
+use crate::manifest::Capabilities;
 
 /// A flow: a trigger and the steps that run, in order.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,7 +75,8 @@ pub struct WebhookSpec {
     pub response_step: Option<String>,
 }
 
-/// A step of a flow: a plugin step (`plugin`) or a flow-control step (`type`), never both.
+/// A step of a flow: a plugin step (`plugin`), a code step (`code` or `code_file`) or a
+/// flow-control step (`type`), one of them.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StepSpec {
@@ -87,6 +91,24 @@ pub struct StepSpec {
     /// A flow-control step instead of a plugin: `branch`, `loop`, `stop` or `call`.
     #[serde(rename = "type", default)]
     pub kind: Option<String>,
+    /// Code the step runs instead of a plugin, written here (`code = """…"""`): JavaScript
+    /// (an ES module or CommonJS, exporting `run(context, inputs)` or Prismatic's
+    /// `async ({ configVars }, params) => ({ data })`) or Python (`def run(context, inputs)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// The file the step's code is in, relative to the integration file (instead of `code`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_file: Option<String>,
+    /// The code's language: `javascript` or `python` (for `code_file`, its extension says).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<CodeLanguage>,
+    /// For JavaScript: the engine, `quickjs` (the default) or `spidermonkey`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<JsEngine>,
+    /// What a code step asks to reach, as a plugin manifest's `[capabilities]`: `http` (host
+    /// patterns), `s3` (buckets), `state`. The workspace's `[code]` policy must grant them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<Capabilities>,
     /// A condition (CEL); when it is false the step is skipped: recorded `skipped`, result
     /// `null`.
     #[serde(rename = "if", default)]

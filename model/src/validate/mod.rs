@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::spec::{IntegrationFile, WorkspaceFile, read_file};
 use crate::workspace::{Diagnostic, Integration, ValidationErrors, Workspace};
 
+mod code;
 mod instances;
 mod limits;
 mod plugins;
@@ -50,7 +51,10 @@ pub(crate) fn load(path: &Path) -> Result<Workspace, ValidationErrors> {
     for (n, rel) in file.integrations.iter().enumerate() {
         let int_path = dir.join(rel);
         match read_file::<IntegrationFile>(&int_path) {
-            Ok(spec) => specs.push((int_path, spec)),
+            Ok(mut spec) => {
+                code::read_code_files(&int_path, &mut spec, &mut report);
+                specs.push((int_path, spec));
+            }
             Err(e) => report.add(path, &[format!("`integrations[{n}]`")], format!("{e:#}")),
         }
     }
@@ -76,11 +80,12 @@ pub(crate) fn build(
 
 fn build_with(
     path: &Path,
-    file: WorkspaceFile,
+    mut file: WorkspaceFile,
     specs: Vec<(PathBuf, IntegrationFile)>,
     mut report: Report,
 ) -> Result<Workspace, ValidationErrors> {
     let dir = path.parent().unwrap_or(Path::new("."));
+    code::add_code_plugins(&mut file, &specs, path, &mut report);
     check_plugins(&file, dir, path, &mut report);
     let grants = check_grants(&file, path, &mut report);
     let s3_grants = check_s3_grants(&file, path, &mut report);

@@ -165,7 +165,7 @@ pub(super) fn check_manifests(
                 .map(|text| Manifest::parse(text, &format!("builtin:{b}")))
                 .transpose(),
             Some(PluginSource::File(wasm)) => Manifest::beside(&wasm),
-            Some(PluginSource::Url { .. }) => Ok(None),
+            Some(PluginSource::Url { .. } | PluginSource::Code(_)) => Ok(None),
             None => Ok(None),
         };
         let manifest = match manifest {

@@ -75,6 +75,7 @@ pub(super) fn check_integration(
             dir,
             manifests,
             path: &path,
+            flow: &flow.name,
             limits: &limits,
             places: places(flow, &path, &flow_at, report),
             report,
@@ -208,6 +209,8 @@ struct FlowChecker<'c> {
     dir: &'c Path,
     manifests: &'c BTreeMap<String, Arc<Manifest>>,
     path: &'c Path,
+    /// The flow's name.
+    flow: &'c str,
     limits: &'c FlowLimits,
     places: HashMap<String, Place>,
     report: &'c mut Report,
@@ -245,7 +248,21 @@ impl<'c> FlowChecker<'c> {
                 "a step id may use only letters, digits, `_` and `-`, so that `steps.<id>` references can name it",
             );
         }
-        let kind = match (&step.plugin, step.kind.as_deref()) {
+        // A code step runs the plugin validation made of its code.
+        let is_code = step.code.is_some() || step.code_file.is_some();
+        let plugin = if is_code {
+            if step.plugin.is_some() || step.kind.is_some() {
+                return None;
+            }
+            Some(crate::code::plugin_name(
+                &self.spec.name,
+                self.flow,
+                &step.id,
+            ))
+        } else {
+            step.plugin.clone()
+        };
+        let kind = match (&plugin, step.kind.as_deref()) {
             (Some(_), Some(_)) => {
                 self.add(
                     &at,
@@ -280,7 +297,7 @@ impl<'c> FlowChecker<'c> {
             .and_then(|source| self.condition(source, "if", scope, &at));
         let limits = check_limits(
             step,
-            step.plugin
+            plugin
                 .as_deref()
                 .and_then(|plugin| policy_limits(self.ws, plugin)),
             self.path,
@@ -294,8 +311,9 @@ impl<'c> FlowChecker<'c> {
         let mut inputs = Vec::new();
         let kind = match kind {
             "plugin" => {
-                let plugin = step.plugin.as_deref().unwrap_or_default();
-                self.plugin(step, plugin, &at);
+                if !is_code {
+                    self.plugin(step, plugin.as_deref().unwrap_or_default(), &at);
+                }
                 inputs = self.inputs(step, scope, &at);
                 StepKind::Plugin
             }
@@ -311,10 +329,7 @@ impl<'c> FlowChecker<'c> {
         };
         Some(Step {
             id: step.id.clone(),
-            plugin: step
-                .plugin
-                .clone()
-                .unwrap_or_else(|| kind.name().to_string()),
+            plugin: plugin.unwrap_or_else(|| kind.name().to_string()),
             kind,
             condition,
             inputs,
