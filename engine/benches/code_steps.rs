@@ -4,7 +4,9 @@
 //! a fresh store + instance of the component and a call of `run`, compile cached, interleaved
 //! in rounds so that machine noise hits all three alike. Ratios are to the Rust step.
 //!
-//! Needs componentize-js and componentize-py (`plugins/code-tools/install`).
+//! A Node.js `vm` context per execution (how a JavaScript flow engine runs a function node) is
+//! measured in the same rounds as a reference. Needs Node.js, componentize-js and
+//! componentize-py (`plugins/code-tools/install`).
 //! `cargo bench -p weft --bench code_steps` (`WEFT_BENCH_ROUNDS` for a shorter or longer run).
 
 #[path = "common/samples.rs"]
@@ -23,6 +25,44 @@ use weft_model::value::Val;
 use weft_model::workspace::PluginSource;
 
 const BATCH: usize = 100;
+
+/// The same Path Helper run the way a Node.js flow engine runs a function node: a fresh
+/// `vm` context per execution (not a security boundary), timed inside one `node` process per
+/// batch so that starting Node is not counted.
+const NODE_VM: &str = r#"
+const vm = require('node:vm');
+const code = "(async ({ configVars }, params) => ({ data: { pokemonUrl: `${params.api_base.replace(/\\/+$/, '')}/${configVars.pokemonAvatar}`, s3ObjectPath: `${configVars.customerName}.png` } }))";
+const configVars = { customerName: 'FTL Rockets', pokemonAvatar: 'onix' };
+const params = { api_base: 'https://pokeapi.co/api/v2/pokemon' };
+(async () => {
+  const times = [];
+  for (let i = 0; i < Number(process.argv[1]); i++) {
+    const t = process.hrtime.bigint();
+    const run = vm.runInNewContext(code, {});
+    const { data } = await run({ configVars }, params);
+    times.push(process.hrtime.bigint() - t);
+    if (!data.pokemonUrl.endsWith('/onix')) throw new Error('wrong result');
+  }
+  console.log(times.join('\n'));
+})();
+"#;
+
+/// One batch of the Node.js `vm` contender, in nanoseconds per execution.
+fn node_vm_batch() -> anyhow::Result<Vec<std::time::Duration>> {
+    let out = std::process::Command::new("node")
+        .args(["-e", NODE_VM, &BATCH.to_string()])
+        .output()
+        .map_err(|e| anyhow::anyhow!("failed to start `node` for the Node.js contender: {e}"))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "the Node.js contender failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| Ok(std::time::Duration::from_nanos(l.trim().parse()?)))
+        .collect()
+}
 
 fn main() -> anyhow::Result<()> {
     let rounds: usize = std::env::var("WEFT_BENCH_ROUNDS")
@@ -98,6 +138,7 @@ fn main() -> anyhow::Result<()> {
         eprintln!("  {name}: compiled in {:.1} s", t.elapsed().as_secs_f64());
         contenders.push(Samples::new(name));
     }
+    let mut node_vm = Samples::new("Node.js vm context");
     let mut outputs = Vec::new();
     rt.block_on(async {
         let call = |plugin| {
@@ -134,10 +175,13 @@ fn main() -> anyhow::Result<()> {
                     assert!(outcome.result.is_ok(), "{:?}", outcome.result.err());
                 }
             }
+            node_vm.times.extend(node_vm_batch()?);
             eprint!("\rround {}/{rounds}", round + 1);
         }
         eprintln!();
-    });
+        anyhow::Ok(())
+    })?;
+    contenders.push(node_vm);
     outputs.dedup();
     assert_eq!(
         outputs.len(),
@@ -152,11 +196,13 @@ fn main() -> anyhow::Result<()> {
     let rust_median = contenders[0].quantile(0.5);
     for s in &mut contenders {
         let (median, p99) = (s.quantile(0.5), s.quantile(0.99));
+        let max = s.quantile(1.0);
         println!(
-            "  {:<16} median {:>9.1} µs   p99 {:>9.1} µs   median ratio to Rust {:>6.1}×",
+            "  {:<26} median {:>8.1} µs   p99 {:>8.1} µs   max {:>8.1} µs   median ratio to Rust {:>6.1}×",
             s.name,
             median.as_secs_f64() * 1e6,
             p99.as_secs_f64() * 1e6,
+            max.as_secs_f64() * 1e6,
             median.as_secs_f64() / rust_median.as_secs_f64()
         );
     }
