@@ -24,9 +24,9 @@ fn path_helper_output(run: &Value) -> String {
     serde_json::to_string(&step["output"]).unwrap()
 }
 
-/// The walkthrough's Path Helper pasted as-is (CommonJS, Prismatic's signature) and the same in
-/// an ES module give byte-identical results to the Rust built-in, for both customers, in the
-/// full Pokemon flow (the avatars land in the bucket).
+/// The walkthrough's Path Helper pasted as-is (CommonJS, Prismatic's signature), the same in an
+/// ES module, and the same on SpiderMonkey give byte-identical results to the Rust built-in, for
+/// both customers, in the full Pokemon flow (the avatars land in the bucket).
 #[test]
 fn the_walkthroughs_path_helper_runs_as_written() {
     let (env, stand_ins) = pokemon_example();
@@ -34,7 +34,7 @@ fn the_walkthroughs_path_helper_runs_as_written() {
         EXAMPLE_PATH_HELPER_INLINE_JS.replace("module.exports = async", "export default async");
     assert_ne!(es_module, EXAMPLE_PATH_HELPER_INLINE_JS);
     let mut outputs = Vec::new();
-    for variant in ["rust", "commonjs", "es-module"] {
+    for variant in ["rust", "commonjs", "es-module", "spidermonkey"] {
         let helper = if variant == "rust" {
             PathHelper::Rust
         } else {
@@ -42,13 +42,22 @@ fn the_walkthroughs_path_helper_runs_as_written() {
         };
         weft::demo::write_workspace_with(env.path(), &stand_ins.servers, helper)
             .expect("the workspace is written");
-        if variant == "es-module" {
-            let integration = std::fs::read_to_string(env.path().join("integration.toml")).unwrap();
-            env.write(
+        let integration = std::fs::read_to_string(env.path().join("integration.toml")).unwrap();
+        match variant {
+            "es-module" => env.write(
                 "integration.toml",
                 &integration.replace(EXAMPLE_PATH_HELPER_INLINE_JS, &es_module),
-            );
-        }
+            ),
+            "spidermonkey" => env.write(
+                "integration.toml",
+                &integration.replacen(
+                    "language = \"javascript\"\n",
+                    "language = \"javascript\"\nengine = \"spidermonkey\"\n",
+                    1,
+                ),
+            ),
+            _ => env.path().join("integration.toml"),
+        };
         for instance in [SMITH, FTL] {
             let run = run_json(&env, instance);
             assert_eq!(run["status"], "succeeded", "{variant} {instance}: {run:#}");
@@ -67,6 +76,7 @@ fn the_walkthroughs_path_helper_runs_as_written() {
         assert!(rust.contains("/api/v2/pokemon/"), "{rust}");
         assert_eq!(of("commonjs"), rust, "{instance}: CommonJS vs Rust");
         assert_eq!(of("es-module"), rust, "{instance}: ES module vs Rust");
+        assert_eq!(of("spidermonkey"), rust, "{instance}: SpiderMonkey vs Rust");
     }
     let (png, _) = stand_ins.get_object(weft::demo::BUCKET, "FTL Rockets.png");
     assert!(png.starts_with(b"\x89PNG"), "the avatar is in the bucket");
