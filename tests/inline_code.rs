@@ -5,7 +5,7 @@
 use serde_json::Value;
 use weft::demo::{EXAMPLE_PATH_HELPER_INLINE_JS, PathHelper};
 use weft_tests::server::TestServer;
-use weft_tests::{Output, TestEnv, one_instance_workspace, pokemon_example};
+use weft_tests::{Output, TestEnv, one_instance_workspace, pokemon_example, repo};
 
 const SMITH: &str = "smith-rocket-avatar-sync";
 const FTL: &str = "ftl-rockets-avatar-sync";
@@ -80,6 +80,12 @@ fn the_walkthroughs_path_helper_runs_as_written() {
     }
     let (png, _) = stand_ins.get_object(weft::demo::BUCKET, "FTL Rockets.png");
     assert!(png.starts_with(b"\x89PNG"), "the avatar is in the bucket");
+    // The README shows this very code, pasted into the step.
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("code = '''\n{EXAMPLE_PATH_HELPER_INLINE_JS}'''")),
+        "README.md shows the walkthrough's code as the demo runs it"
+    );
 }
 
 /// An integration with one flow per step, each a code step written inline.
