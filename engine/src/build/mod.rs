@@ -1,12 +1,15 @@
-//! `weft build`: compiles a JavaScript or Python code step into a `weft:step` component with the
-//! ecosystem's own tools, `componentize-js` (npm) and `componentize-py` (PyPI).
+//! Compiling a JavaScript or Python code step into a `weft:step` component: [`compile`] for
+//! source (inline code steps and `weft build` alike), [`build`] for `weft build`'s files.
+//! JavaScript is built on QuickJS inside `weft` ([`quickjs`]) or on SpiderMonkey with
+//! componentize-js (npm); Python with componentize-py (PyPI).
 //!
-//! The author writes a module exporting `run(context, inputs)`. The builder puts it in a
-//! scratch directory beside a small runtime (`runtime.js` / `runtime.py`, embedded here) that
-//! adapts it to the world, and a copy of `weft:step` with one more world, `code-step`, which
-//! imports `config` and `log` plus only what the step's manifest (`NAME.plugin.toml` beside the
-//! source) requests: `http`, `s3`, `state`. A code step therefore needs no grant it does not
-//! use, and is an ordinary plugin from then on: policy, limits and the compile cache apply.
+//! The author writes a module exporting `run(context, inputs)` (or, in JavaScript, Prismatic's
+//! default-export function). The builder puts it in a scratch directory beside a small runtime
+//! (`runtime.js` / `runtime.py`, embedded here, with `prelude.js` evaluated first) that adapts it
+//! to the world, and a copy of `weft:step` with one more world, `code-step`, which imports
+//! `config` and `log` plus only what the step asks for: `http`, `s3`, `state`. A code step
+//! therefore needs no grant it does not use, and is an ordinary plugin from then on: policy,
+//! limits and the compile cache apply.
 
 mod explain;
 mod module;
@@ -47,7 +50,7 @@ pub const PY_TOOL_ENV: &str = "WEFT_COMPONENTIZE_PY";
 /// The language of a code step, from its file's extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Language {
-    /// `.js` or `.mjs`, built with componentize-js.
+    /// `.js` or `.mjs`, built on QuickJS (or SpiderMonkey, with componentize-js).
     JavaScript,
     /// `.py`, built with componentize-py.
     Python,
