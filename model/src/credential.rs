@@ -157,6 +157,27 @@ impl std::fmt::Display for Scope {
 }
 
 impl CredentialSpec {
+    /// A credential of `kind` with no fields set.
+    pub fn empty(kind: Kind) -> Self {
+        Self {
+            kind,
+            hosts: Vec::new(),
+            test: None,
+            key: None,
+            secret: None,
+            header: None,
+            query: None,
+            username: None,
+            password: None,
+            token: None,
+            algorithm: None,
+            private_key: None,
+            payload: None,
+            jwt_headers: None,
+            lifetime: None,
+        }
+    }
+
     /// The value of field `name`, if set.
     pub fn field(&self, name: &str) -> Option<&String> {
         match name {

@@ -13,7 +13,15 @@ use serde_json::{Map, Value as Json};
 
 use crate::credential::CredentialSpec;
 
+mod config_var;
 mod flow;
+mod marketplace;
+
+pub use config_var::{ConfigVarSpec, PickOption, VarKind};
+pub use marketplace::{
+    ConnectionKind, ConnectionSpec, EmbedSpec, MarketplaceSpec, PageSpec, ThemeSpec,
+    connection_credential, connection_of, marketplace_strings,
+};
 
 pub use flow::{
     BranchSpec, ConcurrencyMode, ConcurrencySpec, FlowLimitsSpec, FlowSpec, LimitsSpec, OnError,
@@ -41,68 +49,17 @@ pub struct IntegrationFile {
     /// Flow-control limits for this integration's runs.
     #[serde(default)]
     pub limits: FlowLimitsSpec,
+    /// How the integration is offered to customers in the embedded marketplace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marketplace: Option<MarketplaceSpec>,
+    /// The accounts a customer connects (API keys, basic, bearer), by the credential name
+    /// steps use: a self-service instance's steps use the customer's connection.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub connections: BTreeMap<String, ConnectionSpec>,
 }
 
 fn one() -> u32 {
     1
-}
-
-/// The type of a config var's value.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum VarKind {
-    /// Text (the default).
-    #[default]
-    String,
-    /// A number.
-    Number,
-    /// `true` or `false`.
-    Boolean,
-    /// Any JSON value.
-    Json,
-}
-
-impl VarKind {
-    /// The name used in files and messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            VarKind::String => "string",
-            VarKind::Number => "number",
-            VarKind::Boolean => "boolean",
-            VarKind::Json => "json",
-        }
-    }
-
-    /// Whether `value` has this type.
-    pub fn accepts(self, value: &Json) -> bool {
-        match self {
-            VarKind::String => value.is_string(),
-            VarKind::Number => value.is_number(),
-            VarKind::Boolean => value.is_boolean(),
-            VarKind::Json => true,
-        }
-    }
-}
-
-/// A config var an integration declares.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConfigVarSpec {
-    /// The value's type.
-    #[serde(rename = "type", default)]
-    pub kind: VarKind,
-    /// A run stops before any step when a required var has no value at any level.
-    #[serde(default)]
-    pub required: bool,
-    /// The value used when no instance, customer or workspace value is set.
-    #[serde(default)]
-    pub default: Option<Json>,
-    /// Secret values are redacted from run records and logs.
-    #[serde(default)]
-    pub secret: bool,
-    /// What the var is for, for people.
-    #[serde(default)]
-    pub description: Option<String>,
 }
 
 /// A workspace: plugins, org-level config vars, integrations, customers and instances
@@ -141,6 +98,9 @@ pub struct WorkspaceFile {
     /// config vars and the log only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<CodePolicySpec>,
+    /// How apps embed the marketplace: the origins allowed to frame it, its theme and strings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embed: Option<EmbedSpec>,
 }
 
 /// The `[code]` policy: the most any code step may be granted. A step gets what it asks for in

@@ -50,7 +50,17 @@ const ROUTES: &[(&str, &[&str])] = &[
         &["put", "delete"],
     ),
     ("/api/v1/instances", &["get"]),
-    ("/api/v1/instances/{instance}", &["get"]),
+    ("/api/v1/instances/{instance}", &["get", "delete"]),
+    ("/api/v1/marketplace", &["get"]),
+    ("/api/v1/marketplace/{integration}", &["post"]),
+    ("/api/v1/instances/{instance}/wizard", &["get"]),
+    ("/api/v1/instances/{instance}/config", &["put"]),
+    ("/api/v1/instances/{instance}/enable", &["post"]),
+    ("/api/v1/instances/{instance}/disable", &["post"]),
+    (
+        "/api/v1/instances/{instance}/connections/{name}",
+        &["put", "delete"],
+    ),
     (
         "/api/v1/instances/{instance}/config/{name}",
         &["put", "delete"],
@@ -234,8 +244,9 @@ fn fuzz_api(env: &TestEnv, served: &Served, token: &str, config: &str, filter: &
 
 /// What schemathesis needs to reach past 404s: real ids. Config vars and credentials are
 /// validated beyond what a JSON Schema says (a var's value against the type the integration
-/// declares, a credential's PEM key by parsing it), so for those PUTs a 400 for a schema-valid
-/// body is an accepted answer; every other check applies as it is.
+/// declares, a var's name against the integration's, a credential's PEM key by parsing it), so
+/// for those PUTs a 400 or 422 for a schema-valid body is an accepted answer; every other check
+/// applies as it is.
 fn schemathesis_config(run: &str) -> String {
     format!(
         r#"seed = 1
@@ -248,10 +259,24 @@ flow = "paths"
 run = "{run}"
 name = "customerName"
 
+# (422: several vars at once, each checked against its declaration, the refused ones named.)
 [[operations]]
 include-method = "PUT"
 include-path-regex = "/(config|credentials)/"
-checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409"]
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "422"]
+
+# The instance fuzzed is one the workspace file defines: removing it or connecting an account
+# to it (for self-service instances only) is refused with 409 `managed_by_file`.
+[[operations]]
+include-path-regex = "^/api/v1/instances/[{{]instance[}}](/connections/[{{]name[}}])?$"
+include-method = ["DELETE", "PUT"]
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "422"]
+
+# Disabling the fuzzed instance would turn every later run it triggers into a 409; enabling
+# and disabling are covered by tests/serve/marketplace.rs.
+[[operations]]
+include-path-regex = "/(enable|disable)$"
+enabled = false
 "#
     )
 }

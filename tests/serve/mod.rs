@@ -14,6 +14,8 @@ use weft_tests::{TestEnv, plugin};
 mod across_workers;
 mod auth;
 mod contract;
+mod embedded;
+pub(crate) mod marketplace;
 mod metrics;
 mod payloads;
 mod scale_out;

@@ -31,7 +31,9 @@ pub mod contacts;
 
 /// The example's workspace file, as shipped in `examples/pokemon-avatar-sync/`.
 pub const EXAMPLE_WORKSPACE: &str = include_str!("../../../examples/pokemon-avatar-sync/weft.toml");
-/// The example's integration file.
+/// The example integration's marketplace icon, written beside it.
+pub const EXAMPLE_ICON: &str = include_str!("../../../examples/pokemon-avatar-sync/icon.svg");
+/// The example integration file, as shipped.
 pub const EXAMPLE_INTEGRATION: &str =
     include_str!("../../../examples/pokemon-avatar-sync/integration.toml");
 
@@ -364,7 +366,8 @@ pub fn write_workspace_with(
     );
     let path = dir.join("weft.toml");
     std::fs::write(&path, text).with_context(|| format!("failed to write `{}`", path.display()))?;
-    let (integration_text, beside) = path_helper.integration();
+    let (integration_text, mut beside) = path_helper.integration();
+    beside.push(("icon.svg", EXAMPLE_ICON));
     for (name, text) in beside {
         let path = dir.join(name);
         std::fs::write(&path, text)

@@ -66,6 +66,14 @@ impl Runner {
                             Some(&instance.customer),
                             name,
                         )
+                        .map_err(|e| match weft_model::spec::connection_of(name) {
+                            Some(connection) if e.to_string().starts_with("no credential") => {
+                                anyhow::anyhow!(
+                                    "connection `{connection}` is not connected: connect it in the marketplace (Configure → Connections), then run again"
+                                )
+                            }
+                            _ => e,
+                        })
                         .with_context(|| format!("step `{}`", step.id))?,
                     );
                     by_name.insert(name, c.clone());

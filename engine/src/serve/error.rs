@@ -13,6 +13,8 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Problems by field, for a form's values.
+    fields: Option<std::collections::BTreeMap<String, String>>,
 }
 
 impl ApiError {
@@ -21,6 +23,21 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            fields: None,
+        }
+    }
+
+    /// 422 `invalid_fields`: values refused, each with why.
+    pub(super) fn invalid_fields(fields: std::collections::BTreeMap<String, String>) -> Self {
+        Self {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid_fields",
+            message: fields
+                .iter()
+                .map(|(field, why)| format!("{field}: {why}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+            fields: Some(fields),
         }
     }
 
@@ -59,11 +76,11 @@ impl From<AuthError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (
-            self.status,
-            axum::Json(json!({ "error": { "code": self.code, "message": self.message } })),
-        )
-            .into_response();
+        let mut error = json!({ "code": self.code, "message": self.message });
+        if let Some(fields) = self.fields {
+            error["fields"] = json!(fields);
+        }
+        let mut response = (self.status, axum::Json(json!({ "error": error }))).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

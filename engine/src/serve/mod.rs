@@ -24,6 +24,8 @@ mod front;
 pub mod gate;
 mod reply;
 pub mod schedule;
+mod self_service;
+mod ui;
 mod webhook_signature;
 mod webhooks;
 
@@ -32,6 +34,7 @@ use api::credentials::*;
 use api::customers::*;
 use api::instances::*;
 use api::integrations::*;
+use api::marketplace as market;
 use api::meta::*;
 use api::ops::*;
 use api::runs::*;
@@ -230,7 +233,26 @@ impl Server {
                 put(put_customer_credential).delete(delete_customer_credential),
             )
             .route("/api/v1/instances", get(instances))
-            .route("/api/v1/instances/{instance}", get(instance))
+            .route(
+                "/api/v1/instances/{instance}",
+                get(instance).delete(market::remove),
+            )
+            .route("/api/v1/marketplace", get(market::marketplace))
+            .route("/api/v1/marketplace/{integration}", post(market::activate))
+            .route("/api/v1/instances/{instance}/wizard", get(market::wizard))
+            .route(
+                "/api/v1/instances/{instance}/config",
+                put(market::put_config),
+            )
+            .route("/api/v1/instances/{instance}/enable", post(market::enable))
+            .route(
+                "/api/v1/instances/{instance}/disable",
+                post(market::disable),
+            )
+            .route(
+                "/api/v1/instances/{instance}/connections/{name}",
+                put(market::connect).delete(market::disconnect),
+            )
             .route(
                 "/api/v1/instances/{instance}/config/{name}",
                 put(set_instance_config).delete(unset_instance_config),
@@ -250,6 +272,7 @@ impl Server {
                 "/webhooks/{instance}/{flow}",
                 webhook_methods(webhook_by_name),
             )
+            .merge(ui::routes())
             .fallback(|| async { ApiError::not_found("no such route; see /openapi.json") })
             .layer(axum::middleware::map_response(no_sniffing))
             .with_state(self.clone())

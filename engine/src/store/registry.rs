@@ -23,8 +23,10 @@ use super::Store;
 use super::kv::{KvBatch, KvTree};
 use super::trees::Tree;
 
+mod self_service;
+
 use weft_model::credential::CredentialSpec;
-use weft_model::spec::{CodePolicySpec, FlowLimitsSpec, PluginSpec, WorkspaceMeta};
+use weft_model::spec::{CodePolicySpec, EmbedSpec, FlowLimitsSpec, PluginSpec, WorkspaceMeta};
 use weft_model::spec::{CustomerSpec, InstanceSpec, IntegrationFile, WorkspaceFile};
 use weft_model::workspace::Workspace;
 
@@ -48,6 +50,9 @@ pub struct StoredWorkspace {
     /// The `[code]` policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<CodePolicySpec>,
+    /// The `[embed]` table: who may frame the marketplace, its theme and strings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embed: Option<EmbedSpec>,
 }
 
 /// One published version of an integration.
@@ -75,6 +80,10 @@ pub struct ManagedInstance {
     pub spec: InstanceSpec,
     /// The integration version it runs.
     pub version: u32,
+    /// Made by its customer in the marketplace rather than by the workspace file: `weft apply`
+    /// leaves it alone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub self_service: bool,
 }
 
 /// Where `weft config set` puts a value.
@@ -255,6 +264,7 @@ impl Registry {
             credentials: ws.file.credentials.clone(),
             limits: ws.file.limits.clone(),
             code: ws.file.code.clone(),
+            embed: ws.file.embed.clone(),
         };
         match self.workspace()? {
             None => changes.push(format!("workspace `{}`: created", ws.name())),
@@ -333,6 +343,7 @@ impl Registry {
                     ManagedInstance {
                         spec: spec.clone(),
                         version: latest,
+                        self_service: false,
                     }
                 }
                 Some(old) => {
@@ -359,13 +370,15 @@ impl Registry {
                     ManagedInstance {
                         spec: spec.clone(),
                         version,
+                        self_service: false,
                     }
                 }
             };
             put(&mut batch, key.as_bytes(), &managed)?;
         }
-        for id in old_instances.keys() {
-            if ws.instance(id).is_none() {
+        for (id, old) in &old_instances {
+            // Customers' own instances are theirs to remove.
+            if ws.instance(id).is_none() && !old.self_service {
                 batch.remove(format!("instance/{id}").as_bytes());
                 changes.push(format!("instance `{id}`: removed"));
             }
@@ -413,6 +426,7 @@ impl Registry {
             auth: None,
             limits: stored.limits,
             code: stored.code,
+            embed: stored.embed,
         };
         let mut spec = published.spec;
         spec.version = published.version;

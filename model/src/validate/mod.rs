@@ -10,6 +10,7 @@ use crate::workspace::{Diagnostic, Integration, ValidationErrors, Workspace};
 mod code;
 mod instances;
 mod limits;
+mod marketplace;
 mod plugins;
 mod steps;
 
@@ -53,6 +54,7 @@ pub(crate) fn load(path: &Path) -> Result<Workspace, ValidationErrors> {
         match read_file::<IntegrationFile>(&int_path) {
             Ok(mut spec) => {
                 code::read_code_files(&int_path, &mut spec, &mut report);
+                marketplace::read_icon(&int_path, &mut spec, &mut report);
                 specs.push((int_path, spec));
             }
             Err(e) => report.add(path, &[format!("`integrations[{n}]`")], format!("{e:#}")),
@@ -94,6 +96,9 @@ fn build_with(
         for problem in spec.check_in_file() {
             report.add(path, &[quoted("credential", name)], problem);
         }
+    }
+    if let Some(embed) = &file.embed {
+        marketplace::check_embed(embed, path, &mut report);
     }
     for customer in &file.customers {
         for (name, spec) in &customer.credentials {

@@ -40,16 +40,11 @@ pub(super) fn check_integration(
         );
     }
     for (name, var) in &spec.config_vars {
-        if let Some(default) = &var.default
-            && !var.kind.accepts(default)
-        {
-            report.add(
-                &path,
-                &[quoted("config var", name), "field `default`".into()],
-                format!("the default {default} is not a {}", var.kind.name()),
-            );
+        for problem in var.problems() {
+            report.add(&path, &[quoted("config var", name)], problem);
         }
     }
+    super::marketplace::check_marketplace(&spec, &path, report);
     let limits = check_flow_limits(&spec.limits, &ws.limits, &path, report);
     let mut flow_names = HashSet::new();
     let mut flows = Vec::new();

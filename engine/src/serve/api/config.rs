@@ -98,13 +98,8 @@ pub(in crate::serve) fn check_var(
             instance.spec.integration
         )));
     };
-    if !spec.kind.accepts(value) {
-        return Err(ApiError::bad_request(format!(
-            "config var `{name}` is a {}; {value} is not",
-            spec.kind.name()
-        )));
-    }
-    Ok(())
+    spec.check(name, value)
+        .map_err(|why| ApiError::bad_request(format!("config var `{name}`: {why}")))
 }
 
 pub(in crate::serve) async fn set_instance_config(
@@ -116,6 +111,15 @@ pub(in crate::serve) async fn set_instance_config(
     let instance = server.visible_instance(&principal, &id)?;
     let value = config_value(&body)?;
     check_var(&server, &instance, &name, &value)?;
+    if let Principal::Customer { .. } = principal {
+        // A customer sets only the vars its config wizard shows (not those the operator set
+        // for the whole workspace), with the same checks.
+        let values = serde_json::Map::from_iter([(name.clone(), value.clone())]);
+        server
+            .save_config(&instance, &values)?
+            .map_err(ApiError::invalid_fields)?;
+        return ok(json!({ "name": name, "set": true }));
+    }
     set_config(&server, ConfigLevel::Instance(id), &name, Some(value))
 }
 

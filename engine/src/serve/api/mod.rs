@@ -6,6 +6,7 @@ pub(super) mod credentials;
 pub(super) mod customers;
 pub(super) mod instances;
 pub(super) mod integrations;
+pub(super) mod marketplace;
 pub(super) mod meta;
 pub(super) mod ops;
 pub(super) mod runs;
