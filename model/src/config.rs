@@ -245,6 +245,7 @@ mod tests {
             enabled: true,
             credentials: Default::default(),
             webhook_secret: None,
+            connections: Default::default(),
         };
         let ws = obj(json!({ "a": "ws", "b": "ws", "c": "ws", "d": "ws", "e": "ws" }));
         let r = resolve(&integration, &ws, &customer, &instance).unwrap();

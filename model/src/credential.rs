@@ -41,6 +41,9 @@ pub enum Kind {
     /// A JWT signed by the host for each request (cached until near expiry), sent as a bearer
     /// token.
     JwtBearer,
+    /// An OAuth 2.0 access token the host obtained for a marketplace connection and refreshes
+    /// before it expires, sent as a bearer token. Only made by connecting; never in a file.
+    Oauth2,
 }
 
 impl Kind {
@@ -52,6 +55,7 @@ impl Kind {
             Kind::Basic => "basic",
             Kind::Bearer => "bearer",
             Kind::JwtBearer => "jwt-bearer",
+            Kind::Oauth2 => "oauth2",
         }
     }
 
@@ -63,6 +67,7 @@ impl Kind {
             Kind::Basic => &["password"],
             Kind::Bearer => &["token"],
             Kind::JwtBearer => &["secret", "private_key"],
+            Kind::Oauth2 => &["token", "refresh_token", "secret"],
         }
     }
 }
@@ -132,9 +137,20 @@ pub struct CredentialSpec {
     /// `jwt-bearer`: extra JWT header fields (`kid`, `typ`).
     #[serde(default)]
     pub jwt_headers: Option<Map<String, Json>>,
-    /// `jwt-bearer`: how long each token is valid (default `5m`).
+    /// `jwt-bearer`: how long each token is valid (default `5m`); `oauth2`: how long the
+    /// access token was issued for.
     #[serde(default)]
     pub lifetime: Option<String>,
+    /// `oauth2`: the refresh token, when the provider issued one.
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    /// `oauth2`: when the access token expires (RFC 3339), when the provider said.
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    /// `oauth2`: why the connection stopped working (its refresh was refused); it must be
+    /// connected again.
+    #[serde(default)]
+    pub failed: Option<String>,
 }
 
 /// Where a credential was defined.
@@ -175,6 +191,9 @@ impl CredentialSpec {
             payload: None,
             jwt_headers: None,
             lifetime: None,
+            refresh_token: None,
+            expires_at: None,
+            failed: None,
         }
     }
 
@@ -191,6 +210,7 @@ impl CredentialSpec {
             "algorithm" => self.algorithm.as_ref(),
             "private_key" => self.private_key.as_ref(),
             "lifetime" => self.lifetime.as_ref(),
+            "refresh_token" => self.refresh_token.as_ref(),
             _ => None,
         }
     }
@@ -220,6 +240,12 @@ impl CredentialSpec {
     /// field missing for its kind, a bad host pattern.
     pub fn check_in_file(&self) -> Vec<String> {
         let mut problems = Vec::new();
+        if self.kind == Kind::Oauth2 {
+            problems.push(
+                "an `oauth2` credential is made by a customer connecting in the marketplace; declare the provider under `[connections.NAME]` in the integration file".into(),
+            );
+            return problems;
+        }
         for field in self.kind.secret_fields() {
             if let Some(value) = self.field(field)
                 && !value.starts_with("env:")
@@ -256,7 +282,7 @@ impl CredentialSpec {
                 need("username", &mut problems);
                 need("password", &mut problems);
             }
-            Kind::Bearer => need("token", &mut problems),
+            Kind::Bearer | Kind::Oauth2 => need("token", &mut problems),
             Kind::JwtBearer => match self.algorithm.as_deref().map(jwt_algorithm_is_hmac) {
                 None => need("algorithm", &mut problems),
                 Some(Err(e)) => problems.push(e),

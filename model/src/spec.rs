@@ -291,6 +291,12 @@ pub struct InstanceSpec {
     /// Credential bindings by step id, overriding the steps' own `credential`.
     #[serde(default)]
     pub credentials: BTreeMap<String, String>,
+    /// The credential each of the integration's `[connections]` is for this instance, by
+    /// connection name: steps with `credential = NAME` use it instead (after a binding by step
+    /// id). A marketplace instance gets `NAME` → `NAME@INSTANCE`, the account its customer
+    /// connected, so it never falls back to a workspace credential of the same name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub connections: BTreeMap<String, String>,
     /// The secret webhook calls to this instance are signed with (`env:NAME` or `file:PATH`):
     /// `weft serve` then requires every webhook request to carry `X-Weft-Timestamp` (Unix
     /// seconds, within 300 s) and `X-Weft-Signature: sha256=<hex HMAC-SHA256 of

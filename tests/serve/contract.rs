@@ -62,6 +62,10 @@ const ROUTES: &[(&str, &[&str])] = &[
         &["put", "delete"],
     ),
     (
+        "/api/v1/instances/{instance}/connections/{name}/authorize",
+        &["post"],
+    ),
+    (
         "/api/v1/instances/{instance}/config/{name}",
         &["put", "delete"],
     ),
@@ -266,10 +270,11 @@ include-path-regex = "/(config|credentials)/"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "422"]
 
 # The instance fuzzed is one the workspace file defines: removing it or connecting an account
-# to it (for self-service instances only) is refused with 409 `managed_by_file`.
+# to it (for self-service instances only) is refused with 409 `managed_by_file`, and it is
+# no customer's marketplace instance to authorize a connection of (404; 403 for an admin).
 [[operations]]
-include-path-regex = "^/api/v1/instances/[{{]instance[}}](/connections/[{{]name[}}])?$"
-include-method = ["DELETE", "PUT"]
+include-path-regex = "^/api/v1/instances/[{{]instance[}}](/connections/[{{]name[}}](/authorize)?)?$"
+include-method = ["DELETE", "PUT", "POST"]
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "422"]
 
 # Disabling the fuzzed instance would turn every later run it triggers into a 409; enabling

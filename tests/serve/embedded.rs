@@ -8,7 +8,7 @@ use super::*;
 use weft_tests::S3_SECRET;
 
 /// A free loopback port (bound, then released for the browser test's own server).
-fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -17,6 +17,7 @@ mod contract;
 mod embedded;
 pub(crate) mod marketplace;
 mod metrics;
+mod oauth;
 mod payloads;
 mod scale_out;
 mod shared_store;

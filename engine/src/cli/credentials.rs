@@ -95,8 +95,15 @@ pub enum Command {
 }
 
 fn parse_kind(text: &str) -> anyhow::Result<Kind> {
-    serde_json::from_value(json!(text))
-        .map_err(|_| anyhow::anyhow!("unknown credential kind `{text}`; use api-key-secret, api-key, basic, bearer or jwt-bearer"))
+    match serde_json::from_value(json!(text)) {
+        Ok(Kind::Oauth2) => Err(anyhow::anyhow!(
+            "an `oauth2` credential is made by a customer connecting in the marketplace; declare the provider under `[connections.NAME]` in the integration file"
+        )),
+        Ok(kind) => Ok(kind),
+        Err(_) => Err(anyhow::anyhow!(
+            "unknown credential kind `{text}`; use api-key-secret, api-key, basic, bearer or jwt-bearer"
+        )),
+    }
 }
 
 fn scope(customer: Option<String>) -> Scope {
@@ -161,15 +168,6 @@ pub fn main(command: Command, store_override: Option<&str>) -> anyhow::Result<Ex
                     method: "GET".into(),
                     url,
                 }),
-                key: None,
-                secret: None,
-                header: None,
-                query: None,
-                username: None,
-                password: None,
-                token: None,
-                algorithm: None,
-                private_key: None,
                 payload: payload
                     .map(|p| serde_json::from_str(&p).context("`--payload` is not a JSON object"))
                     .transpose()?,
@@ -178,7 +176,7 @@ pub fn main(command: Command, store_override: Option<&str>) -> anyhow::Result<Ex
                         serde_json::from_str(&h).context("`--jwt-headers` is not a JSON object")
                     })
                     .transpose()?,
-                lifetime: None,
+                ..CredentialSpec::empty(kind)
             };
             let mut stdin_used = false;
             for field in fields {

@@ -11,6 +11,7 @@ mod attempt;
 mod context;
 mod flow;
 mod looping;
+mod oauth_refresh;
 mod observed;
 mod preflight;
 mod recorder;
@@ -108,6 +109,8 @@ pub struct Runner {
     vault: Option<Arc<Vault>>,
     durability: Durability,
     observer: Option<StepObserver>,
+    /// Held while an OAuth connection's tokens are refreshed.
+    oauth_refresh: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Called after each step is recorded (and, with [`Durability::Step`], flushed): the
@@ -177,6 +180,7 @@ impl Runner {
             vault: None,
             durability: Durability::default(),
             observer: None,
+            oauth_refresh: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -401,7 +405,9 @@ impl Runner {
         let config = Self::resolve_config(ws, instance, snapshot);
         let integration = &ws.integrations[&instance.integration];
         let reachable = preflight::reachable_steps(integration, flow);
-        let bound = self.bind_credentials(ws, instance, &reachable);
+        let bound = self
+            .bind_credentials(ws, integration, instance, &reachable)
+            .await;
         let mut secrets = config.as_ref().map(|c| c.secrets()).unwrap_or_default();
         if let Ok(bound) = &bound {
             secrets.extend(bound.values().flat_map(|c| c.secrets()));

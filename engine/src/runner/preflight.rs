@@ -40,25 +40,30 @@ impl Runner {
 
     /// Resolves the credential bound to each step of `flow` (the instance's binding, else the
     /// step's own), each name once.
-    pub(super) fn bind_credentials(
+    pub(super) async fn bind_credentials(
         &self,
         ws: &Workspace,
+        integration: &Integration,
         instance: &InstanceSpec,
         steps: &[&Step],
     ) -> anyhow::Result<HashMap<String, Arc<Credential>>> {
         let mut by_name: HashMap<&str, Arc<Credential>> = HashMap::new();
         let mut by_step = HashMap::new();
         for step in steps {
-            let Some(name) = instance
-                .credentials
-                .get(&step.id)
-                .or(step.credential.as_ref())
-            else {
+            let Some(name) = instance.credentials.get(&step.id).or_else(|| {
+                let own = step.credential.as_ref()?;
+                instance.connections.get(own).or(Some(own))
+            }) else {
                 continue;
             };
             let credential = match by_name.get(name.as_str()) {
                 Some(c) => c.clone(),
                 None => {
+                    if let Some(connection) = weft_model::spec::connection_of(name) {
+                        self.refresh_connection(integration, instance, connection, name)
+                            .await
+                            .with_context(|| format!("step `{}`", step.id))?;
+                    }
                     let c = Arc::new(
                         crate::secrets::find(
                             ws,

@@ -144,7 +144,7 @@ impl Credential {
                 username: load("username")?,
                 password: secret("password")?,
             },
-            Kind::Bearer => Auth::Bearer(secret("token")?),
+            Kind::Bearer | Kind::Oauth2 => Auth::Bearer(secret("token")?),
             Kind::JwtBearer => {
                 let alg = jwt::parse_algorithm(spec.algorithm.as_deref().unwrap_or_default())
                     .map_err(anyhow::Error::msg)?;

@@ -10,6 +10,7 @@
 mod credential;
 pub mod jwt;
 mod master_key;
+pub mod oauth;
 
 use std::sync::Arc;
 

@@ -22,6 +22,7 @@ mod error;
 mod extract;
 mod front;
 pub mod gate;
+mod oauth;
 mod reply;
 pub mod schedule;
 mod self_service;
@@ -254,6 +255,10 @@ impl Server {
                 put(market::connect).delete(market::disconnect),
             )
             .route(
+                "/api/v1/instances/{instance}/connections/{name}/authorize",
+                post(oauth::authorize),
+            )
+            .route(
                 "/api/v1/instances/{instance}/config/{name}",
                 put(set_instance_config).delete(unset_instance_config),
             )
@@ -341,6 +346,17 @@ impl Server {
     /// Runs started and not finished.
     pub fn in_flight(&self) -> usize {
         self.inner.in_flight.count.load(Ordering::SeqCst)
+    }
+
+    /// The workspace's `[embed]` (the defaults when it has none).
+    fn embed(&self) -> weft_model::spec::EmbedSpec {
+        self.inner
+            .registry
+            .workspace()
+            .ok()
+            .flatten()
+            .and_then(|w| w.embed)
+            .unwrap_or_default()
     }
 
     /// Forgets every cached workspace (after a change to config vars or instances).

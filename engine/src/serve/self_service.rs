@@ -11,12 +11,13 @@ use std::collections::BTreeMap;
 use axum::http::StatusCode;
 use serde_json::{Map, Value as Json};
 
-use weft_model::credential::Scope;
-use weft_model::spec::{ConfigVarSpec, ConnectionSpec, connection_credential};
+use weft_model::credential::{CredentialSpec, Scope};
+use weft_model::spec::{ConfigVarSpec, ConnectionKind, ConnectionSpec, connection_credential};
 
 use super::Server;
 use super::error::{ApiError, ApiResult};
 use crate::auth::Principal;
+use crate::secrets::oauth;
 use crate::store::registry::{ManagedInstance, Published};
 
 /// An integration offered in the marketplace, with the caller's instance of it.
@@ -34,11 +35,24 @@ pub(super) struct WizardPage {
     pub(super) vars: Vec<(String, ConfigVarSpec)>,
 }
 
-/// A connection of an instance and whether the customer connected it.
+/// A connection of an instance, whether the customer connected it, and why it stopped
+/// working if it did (an OAuth refresh the provider refused).
 pub(super) struct ConnectionState {
     pub(super) name: String,
     pub(super) spec: ConnectionSpec,
     pub(super) connected: bool,
+    pub(super) failed: Option<String>,
+}
+
+impl ConnectionState {
+    /// How it stands, in a word the console and the API show.
+    pub(super) fn status(&self) -> &'static str {
+        match (self.connected, &self.failed) {
+            (false, _) => "not_connected",
+            (true, Some(_)) => "failed",
+            (true, None) => "connected",
+        }
+    }
 }
 
 /// Problems with values, by field: what the page shows beside each.
@@ -242,28 +256,30 @@ impl Server {
             .connections
             .into_iter()
             .map(|(name, spec)| {
-                let connected = match vault {
-                    None => false,
+                let stored = match vault {
+                    None => None,
                     Some(vault) => vault
                         .get(
                             &Scope::Customer(instance.spec.customer.clone()),
                             &connection_credential(&name, &instance.spec.id),
                         )
-                        .map_err(ApiError::internal)?
-                        .is_some(),
+                        .map_err(ApiError::internal)?,
                 };
                 Ok(ConnectionState {
                     name,
                     spec,
-                    connected,
+                    connected: stored.is_some(),
+                    failed: stored.and_then(|s| s.failed),
                 })
             })
             .collect()
     }
 
     /// Connects `name` of `instance` with the fields the customer filled in, sealed in the
-    /// vault. A field problem is answered as such; nothing is stored then.
-    pub(super) fn connect(
+    /// vault; for client credentials, once the provider issued a token for them. A field
+    /// problem (or the provider refusing the client) is answered as such; nothing is stored
+    /// then.
+    pub(super) async fn connect(
         &self,
         instance: &ManagedInstance,
         name: &str,
@@ -285,7 +301,7 @@ impl Server {
             .connections
             .get(name)
             .ok_or_else(|| ApiError::not_found(format!("no connection `{name}`")))?;
-        let credential = match spec.credential(fields) {
+        let mut credential = match spec.credential(fields) {
             Ok(c) => c,
             Err(why) => {
                 let field = why.split('`').nth(1).unwrap_or(name).to_string();
@@ -293,6 +309,24 @@ impl Server {
             }
         };
         let vault = super::api::credentials::vault(self)?;
+        if spec.kind == ConnectionKind::Oauth2ClientCredentials {
+            let client = oauth::Client::of_customer(&credential);
+            match oauth::client_credentials(spec, &client).await {
+                Ok(tokens) => {
+                    credential = CredentialSpec {
+                        key: credential.key,
+                        secret: credential.secret,
+                        ..tokens
+                    }
+                }
+                Err(why) => {
+                    return Ok(Err(FieldErrors::from([(
+                        "client_secret".to_string(),
+                        format!("the provider issued no token for this client: {why}"),
+                    )])));
+                }
+            }
+        }
         vault
             .put(
                 &Scope::Customer(instance.spec.customer.clone()),
@@ -348,7 +382,7 @@ impl Server {
         missing.extend(
             self.connections(instance)?
                 .into_iter()
-                .filter(|c| !c.connected)
+                .filter(|c| !c.connected || c.failed.is_some())
                 .map(|c| c.spec.label.unwrap_or(c.name)),
         );
         Ok(missing)

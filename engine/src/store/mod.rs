@@ -21,6 +21,7 @@ mod backend;
 mod flush;
 mod keys;
 pub mod kv;
+mod oauth_states;
 pub mod postgres;
 pub mod registry;
 mod schedule_ticks;
@@ -31,6 +32,7 @@ mod webhook_tokens;
 
 pub use backend::{Store, StoreLocation};
 pub use flush::GroupFlush;
+pub use oauth_states::{OauthStates, PendingAuthorization};
 pub use postgres::PgStore;
 pub use schedule_ticks::ScheduleTicks;
 pub use sled_store::SledStore;

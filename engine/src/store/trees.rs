@@ -1,7 +1,8 @@
 //! The sled trees of the store, named in one place. Only the store's own modules open them;
 //! the rest of the engine goes through typed accessors ([`super::Store::registry`],
 //! [`super::vault::Vault::open`], [`super::Store::schedule_ticks`],
-//! [`super::Store::compile_cache_key`], [`super::Store::webhook_tokens`]). On PostgreSQL the
+//! [`super::Store::compile_cache_key`], [`super::Store::webhook_tokens`],
+//! [`super::Store::oauth_states`]). On PostgreSQL the
 //! key-value trees among them are rows of `weft_kv` under the same names.
 
 use anyhow::Context as _;
@@ -27,6 +28,8 @@ pub(super) enum Tree {
     Schedules,
     /// The secret token of each instance flow's webhook.
     Webhooks,
+    /// OAuth authorizations a customer started and the provider has not called back for.
+    OauthStates,
 }
 
 impl Tree {
@@ -41,6 +44,7 @@ impl Tree {
             Tree::Meta => "meta",
             Tree::Schedules => "schedules",
             Tree::Webhooks => "webhooks",
+            Tree::OauthStates => "oauth_states",
         }
     }
 

@@ -57,6 +57,12 @@ pub enum ConnectionKind {
     Basic,
     /// A bearer token.
     Bearer,
+    /// OAuth 2.0 authorization code with PKCE: the customer signs in at the provider in a
+    /// popup; the host keeps the tokens and refreshes them.
+    Oauth2,
+    /// OAuth 2.0 client credentials (server to server): the customer gives its client id and
+    /// secret; the host fetches access tokens with them.
+    Oauth2ClientCredentials,
 }
 
 impl ConnectionKind {
@@ -67,6 +73,27 @@ impl ConnectionKind {
             ConnectionKind::ApiKeySecret => &[("key", false), ("secret", true)],
             ConnectionKind::Basic => &[("username", false), ("password", true)],
             ConnectionKind::Bearer => &[("token", true)],
+            ConnectionKind::Oauth2 => &[],
+            ConnectionKind::Oauth2ClientCredentials => {
+                &[("client_id", false), ("client_secret", true)]
+            }
+        }
+    }
+
+    /// Whether the host obtains OAuth 2.0 tokens for it.
+    pub fn is_oauth(self) -> bool {
+        matches!(
+            self,
+            ConnectionKind::Oauth2 | ConnectionKind::Oauth2ClientCredentials
+        )
+    }
+
+    /// The name used in files.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnectionKind::Oauth2 => "oauth2",
+            ConnectionKind::Oauth2ClientCredentials => "oauth2-client-credentials",
+            other => other.credential_kind().name(),
         }
     }
 
@@ -76,6 +103,7 @@ impl ConnectionKind {
             ConnectionKind::ApiKeySecret => Kind::ApiKeySecret,
             ConnectionKind::Basic => Kind::Basic,
             ConnectionKind::Bearer => Kind::Bearer,
+            ConnectionKind::Oauth2 | ConnectionKind::Oauth2ClientCredentials => Kind::Oauth2,
         }
     }
 }
@@ -113,6 +141,25 @@ pub struct ConnectionSpec {
     /// `api-key`: send the key as this query parameter instead.
     #[serde(default)]
     pub query: Option<String>,
+    /// `oauth2`: the provider's authorization endpoint.
+    #[serde(default)]
+    pub authorize_url: Option<String>,
+    /// `oauth2`, `oauth2-client-credentials`: the provider's token endpoint.
+    #[serde(default)]
+    pub token_url: Option<String>,
+    /// The scopes asked for.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// `oauth2`: the client id the integration is registered with at the provider.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// `oauth2`: the client secret, as `env:NAME` or `file:PATH` (none for a public client,
+    /// which PKCE alone protects).
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// `oauth2`: extra parameters of the authorization request (`prompt = "consent"`).
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
 }
 
 impl ConnectionSpec {
@@ -124,6 +171,12 @@ impl ConnectionSpec {
             query: self.query.clone(),
             ..CredentialSpec::empty(self.kind.credential_kind())
         };
+        if self.kind == ConnectionKind::Oauth2 {
+            return Err(
+                "an `oauth2` connection is made by signing in at the provider (Connect), not with fields"
+                    .into(),
+            );
+        }
         for (field, _) in self.kind.fields() {
             let value = fields
                 .get(*field)
@@ -136,6 +189,8 @@ impl ConnectionSpec {
                 "secret" => spec.secret = Some(value),
                 "username" => spec.username = Some(value),
                 "password" => spec.password = Some(value),
+                "client_id" => spec.key = Some(value),
+                "client_secret" => spec.secret = Some(value),
                 _ => spec.token = Some(value),
             }
         }
@@ -145,7 +200,7 @@ impl ConnectionSpec {
         {
             return Err(format!(
                 "`{extra}` is not a field of a {} connection",
-                self.kind.credential_kind().name()
+                self.kind.name()
             ));
         }
         Ok(spec)
@@ -173,6 +228,10 @@ pub struct EmbedSpec {
     /// Replacements for the page's strings, by key (see the README for the keys).
     #[serde(default)]
     pub strings: BTreeMap<String, String>,
+    /// Where browsers reach `weft serve` (`https://weft.example.com`): OAuth providers redirect
+    /// to `{public_url}/oauth/callback`. Default: the address the marketplace was loaded from.
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 /// The marketplace's look, as CSS variables.

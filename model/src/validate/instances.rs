@@ -72,6 +72,22 @@ pub(super) fn check_customers_and_instances(ws: &Workspace, report: &mut Report)
                 );
             }
         }
+        for name in instance.connections.keys() {
+            if !integration.spec.connections.contains_key(name) {
+                report.add(
+                    path,
+                    &[at.clone(), format!("field `connections.{name}`")],
+                    format!(
+                        "integration `{}` declares no connection `{name}`{}",
+                        instance.integration,
+                        did_you_mean(
+                            name,
+                            integration.spec.connections.keys().map(String::as_str)
+                        )
+                    ),
+                );
+            }
+        }
         if let Err(problems) = ws.resolve_config(instance) {
             for problem in problems {
                 let var = match &problem {

@@ -104,6 +104,8 @@ pub(in crate::serve) async fn wizard(
             "label": c.spec.label.clone().unwrap_or(c.name.clone()),
             "fields": c.spec.kind.fields().iter().map(|(f, _)| *f).collect::<Vec<_>>(),
             "connected": c.connected,
+            "status": c.status(),
+            "problem": c.failed,
         })).collect::<Vec<_>>(),
         "missing": server.missing(&instance)?,
     }))
@@ -169,7 +171,8 @@ pub(in crate::serve) async fn connect(
     let instance = server.visible_instance(&principal, &id)?;
     let fields = object(&body, "the connection's fields")?;
     server
-        .connect(&instance, &name, &fields)?
+        .connect(&instance, &name, &fields)
+        .await?
         .map_err(ApiError::invalid_fields)?;
     ok(json!({ "instance": id, "connection": name, "connected": true }))
 }

@@ -230,7 +230,10 @@ async fn home(State(server): State<Server>, headers: HeaderMap) -> Response {
         let mut instances = Vec::new();
         for instance in registry.instances()? {
             let connections = server.connections(&instance).unwrap_or_default();
-            let connected = connections.iter().filter(|c| c.connected).count();
+            let connected = connections
+                .iter()
+                .filter(|c| c.status() == "connected")
+                .count();
             instances.push(json!({
                 "id": instance.spec.id,
                 "customer": instance.spec.customer,
@@ -293,7 +296,7 @@ async fn instance_page(
         .connections(&instance)
         .unwrap_or_default()
         .iter()
-        .map(|c| json!({ "name": c.name, "kind": c.spec.kind, "connected": c.connected }))
+        .map(|c| json!({ "name": c.name, "kind": c.spec.kind, "status": c.status(), "problem": c.failed }))
         .collect();
     let runs = server
         .inner

@@ -69,39 +69,58 @@ pub(in crate::serve) fn routes() -> Router<Server> {
             axum::routing::post(run),
         )
         .route("/marketplace/ui/runs/{run}", get(run_status))
+        .route(crate::serve::oauth::CALLBACK_PATH, get(oauth_callback))
 }
 
-/// The origins allowed to frame the marketplace, from `[embed]`.
-fn embed_origins(server: &Server) -> Vec<String> {
-    server
-        .inner
-        .registry
-        .workspace()
-        .ok()
-        .flatten()
-        .and_then(|w| w.embed)
-        .map(|e| e.origins)
-        .unwrap_or_default()
+/// The provider's answer to an authorization the customer's popup started.
+#[derive(serde::Deserialize)]
+struct CallbackQuery {
+    state: Option<String>,
+    code: Option<String>,
+    error: Option<String>,
+}
+
+/// `GET /marketplace/oauth/callback`: finishes the connection and shows the popup a page that
+/// tells the marketplace (its opener) how it went, then closes.
+async fn oauth_callback(
+    State(server): State<Server>,
+    axum::extract::Query(query): axum::extract::Query<CallbackQuery>,
+) -> Response {
+    let outcome = server
+        .finish_authorization(
+            query.state.as_deref(),
+            query.code.as_deref(),
+            query.error.as_deref(),
+        )
+        .await;
+    render(
+        if outcome.problem.is_some() {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        },
+        "oauth_done.html",
+        json!({
+            "t": strings(&server),
+            "instance": outcome.instance,
+            "connection": outcome.connection,
+            "problem": outcome.problem,
+        }),
+        "'none'",
+    )
 }
 
 /// `GET /marketplace`: the page an app frames. It holds no customer data: that comes in
 /// fragments once the app has handed the page a token.
 async fn shell(State(server): State<Server>) -> Response {
-    let origins = embed_origins(&server);
+    let embed = server.embed();
+    let origins = embed.origins;
     let frame_ancestors = if origins.is_empty() {
         "'none'".to_string()
     } else {
         origins.join(" ")
     };
-    let mode = server
-        .inner
-        .registry
-        .workspace()
-        .ok()
-        .flatten()
-        .and_then(|w| w.embed)
-        .and_then(|e| e.theme.mode)
-        .unwrap_or_else(|| "light".into());
+    let mode = embed.theme.mode.unwrap_or_else(|| "light".into());
     render(
         StatusCode::OK,
         "marketplace.html",
@@ -113,15 +132,7 @@ async fn shell(State(server): State<Server>) -> Response {
 /// `GET /marketplace/theme.css`: the workspace's theme as CSS variables (values were checked
 /// against their forms when the workspace was loaded).
 async fn theme_css(State(server): State<Server>) -> Response {
-    let theme = server
-        .inner
-        .registry
-        .workspace()
-        .ok()
-        .flatten()
-        .and_then(|w| w.embed)
-        .map(|e| e.theme)
-        .unwrap_or_default();
+    let theme = server.embed().theme;
     // `:root.mode-dark` too, which is more specific than the style sheet's dark defaults.
     let mut css = String::from(":root, :root.mode-dark {\n");
     for (var, value) in [
@@ -474,6 +485,8 @@ fn connections_page(
                 "label": c.spec.label.clone().unwrap_or(c.name.clone()),
                 "description": c.spec.description,
                 "connected": c.connected,
+                "failed": c.failed,
+                "oauth": c.spec.kind == weft_model::spec::ConnectionKind::Oauth2,
                 "fields": fields,
             })
         })
@@ -507,7 +520,7 @@ async fn connect(
         .map(|(k, v)| (k, Json::String(v)))
         .collect();
     let detail = json!({ "instance": id, "connection": name });
-    match server.connect(&instance, &name, &fields)? {
+    match server.connect(&instance, &name, &fields).await? {
         Ok(()) => connections_page(
             &server,
             &instance,

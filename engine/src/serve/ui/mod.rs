@@ -41,6 +41,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("mp_remove.html", include_str!("templates/mp_remove.html")),
     ("mp_run.html", include_str!("templates/mp_run.html")),
+    ("oauth_done.html", include_str!("templates/oauth_done.html")),
     (
         "console_login.html",
         include_str!("templates/console_login.html"),
@@ -78,6 +79,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "marketplace.js",
         "text/javascript; charset=utf-8",
         include_str!("assets/marketplace.js"),
+    ),
+    (
+        "oauth_done.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/oauth_done.js"),
     ),
     (
         "console.js",
@@ -184,11 +190,7 @@ fn static_file(content_type: &'static str, body: &'static str) -> Response {
 /// The marketplace's strings: the built-in English ones with the workspace's replacements.
 fn strings(server: &Server) -> BTreeMap<String, String> {
     let mut strings = weft_model::spec::marketplace_strings();
-    if let Ok(Some(ws)) = server.inner.registry.workspace()
-        && let Some(embed) = ws.embed
-    {
-        strings.extend(embed.strings);
-    }
+    strings.extend(server.embed().strings);
     strings
 }
 

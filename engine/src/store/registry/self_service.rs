@@ -38,19 +38,11 @@ impl Registry {
         let id = format!("mp-{}", uuid::Uuid::now_v7().simple());
         // The steps that use a connection use this instance's: there is no falling back to a
         // credential of the workspace's.
-        let credentials = newest
+        let connections = newest
             .spec
-            .flows
-            .iter()
-            .flat_map(|flow| flow.all_steps())
-            .filter_map(|step| {
-                let name = step.credential.as_ref()?;
-                newest
-                    .spec
-                    .connections
-                    .contains_key(name)
-                    .then(|| (step.id.clone(), connection_credential(name, &id)))
-            })
+            .connections
+            .keys()
+            .map(|name| (name.clone(), connection_credential(name, &id)))
             .collect();
         let instance = ManagedInstance {
             spec: InstanceSpec {
@@ -60,7 +52,8 @@ impl Registry {
                 integration: integration.to_string(),
                 config: Map::new(),
                 enabled: false,
-                credentials,
+                credentials: Default::default(),
+                connections,
                 webhook_secret: None,
             },
             version: newest.version,

@@ -83,7 +83,46 @@
     }, target);
   });
 
+  // OAuth: the popup is opened at once (inside the click, so no popup blocker stops it) and
+  // sent to the provider when the server has made the authorization URL. The popup's last
+  // page reports back by postMessage from this same origin.
+  let popup = null;
+  async function authorize(button) {
+    popup = window.open('about:blank', 'weft-oauth', 'popup,width=520,height=680');
+    const detail = { instance: button.dataset.weftInstance, connection: button.dataset.weftConnection };
+    try {
+      const res = await fetch(button.dataset.weftOauth, { method: 'POST', credentials: 'omit', cache: 'no-store', headers: headers() });
+      const body = await res.json();
+      if (!res.ok) throw new Error((body.error && body.error.message) || document.body.dataset.error);
+      if (!popup || popup.closed) throw new Error(document.body.dataset.error);
+      popup.location.href = body.authorize_url;
+    } catch (error) {
+      if (popup) popup.close();
+      emit('connection_failed', detail);
+      const slot = button.closest('section') || main;
+      const p = document.createElement('p');
+      p.className = 'alert';
+      p.setAttribute('role', 'alert');
+      p.textContent = error.message || document.body.dataset.error;
+      slot.append(p);
+    }
+  }
+
+  window.addEventListener('message', (event) => {
+    const message = event.data || {};
+    if (event.origin !== location.origin || !popup || event.source !== popup || message.weft !== 'oauth') return;
+    const detail = { instance: message.instance, connection: message.connection };
+    emit(message.ok ? 'connection_added' : 'connection_failed', detail);
+    if (message.instance) load('/marketplace/ui/instances/' + encodeURIComponent(message.instance) + '/connections');
+  });
+
   main.addEventListener('click', (event) => {
+    const oauth = event.target.closest('[data-weft-oauth]');
+    if (oauth && auth) {
+      event.preventDefault();
+      authorize(oauth);
+      return;
+    }
     const button = event.target.closest('[data-weft-get]');
     if (!button || !auth) return;
     event.preventDefault();
