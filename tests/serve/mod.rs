@@ -14,6 +14,7 @@ use weft_tests::{TestEnv, plugin};
 mod across_workers;
 mod auth;
 mod contract;
+mod data_source;
 mod embedded;
 pub(crate) mod marketplace;
 mod metrics;

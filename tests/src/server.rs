@@ -161,6 +161,21 @@ async fn handle(
                 .unwrap_or(1 << 20);
             vec![b'x'; size].into_response()
         }
+        "/channels" => {
+            if header_map.get("authorization").map(String::as_str) == Some("Bearer good-token") {
+                axum::Json(serde_json::json!({ "data": [
+                    { "label": "#general", "value": "C01" },
+                    { "label": "#random", "value": "C02" },
+                ] }))
+                .into_response()
+            } else {
+                (
+                    StatusCode::UNAUTHORIZED,
+                    axum::Json(serde_json::json!({ "error": "bad token" })),
+                )
+                    .into_response()
+            }
+        }
         "/protected" => {
             if header_map.get("authorization").map(String::as_str) == Some("Bearer good-token") {
                 axum::Json(serde_json::json!({ "ok": true })).into_response()

@@ -18,6 +18,7 @@
 
 mod api;
 mod auth;
+mod data_source;
 mod error;
 mod extract;
 mod front;

@@ -198,7 +198,7 @@ impl Server {
 
     /// Checks `values` (the vars of one wizard page, or any the customer may set) and stores
     /// them all, or none when one is refused.
-    pub(super) fn save_config(
+    pub(super) async fn save_config(
         &self,
         instance: &ManagedInstance,
         values: &Map<String, Json>,
@@ -227,6 +227,9 @@ impl Server {
                 }
                 Some(_) => {}
             }
+        }
+        if errors.is_empty() {
+            errors = self.check_data_sources(instance, values).await?;
         }
         if !errors.is_empty() {
             return Ok(Err(errors));

@@ -131,6 +131,11 @@ pub struct ConfigVarSpec {
     /// A picklist's choices.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub options: Vec<PickOption>,
+    /// A picklist whose choices a flow of the integration produces (a data source, e.g. the
+    /// customer's channels fetched with its own connection): the flow's result is a list of
+    /// values or `{ label, value }` objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options_from: Option<String>,
     /// A regular expression a string or text value must match as a whole.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pattern: Option<String>,
@@ -160,7 +165,9 @@ impl ConfigVarSpec {
                 }
                 kind => format!("`{name}` must be a {}", kind.name()),
             })
-        } else if self.kind == VarKind::Picklist && !self.options.iter().any(|o| &o.value == value)
+        } else if self.kind == VarKind::Picklist
+            && self.options_from.is_none()
+            && !self.options.iter().any(|o| &o.value == value)
         {
             Some(format!(
                 "`{name}` must be one of {}",
@@ -186,8 +193,19 @@ impl ConfigVarSpec {
     /// What is wrong with the declaration itself (checked when the integration is loaded).
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if self.kind == VarKind::Picklist && self.options.is_empty() {
-            out.push("a picklist needs `options`".to_string());
+        match (&self.options_from, self.options.is_empty()) {
+            (None, true) if self.kind == VarKind::Picklist => out.push(
+                "a picklist needs `options`, or `options_from` naming the flow that lists them"
+                    .to_string(),
+            ),
+            (Some(_), false) => {
+                out.push("give `options` or `options_from`, not both".to_string());
+            }
+            (Some(_), _) if self.kind != VarKind::Picklist => out.push(format!(
+                "`options_from` is for `type = \"picklist\"`; this var is a {}",
+                self.kind.name()
+            )),
+            _ => {}
         }
         if self.kind != VarKind::Picklist && !self.options.is_empty() {
             out.push(format!(

@@ -43,6 +43,18 @@ pub(super) fn check_integration(
         for problem in var.problems() {
             report.add(&path, &[quoted("config var", name)], problem);
         }
+        if let Some(flow) = &var.options_from
+            && !spec.flows.iter().any(|f| &f.name == flow)
+        {
+            report.add(
+                &path,
+                &[quoted("config var", name), "field `options_from`".into()],
+                format!(
+                    "the integration has no flow `{flow}` to list the options{}",
+                    super::did_you_mean(flow, spec.flows.iter().map(|f| f.name.as_str()))
+                ),
+            );
+        }
     }
     super::marketplace::check_marketplace(&spec, &path, report);
     let limits = check_flow_limits(&spec.limits, &ws.limits, &path, report);

@@ -116,7 +116,8 @@ pub(in crate::serve) async fn set_instance_config(
         // for the whole workspace), with the same checks.
         let values = serde_json::Map::from_iter([(name.clone(), value.clone())]);
         server
-            .save_config(&instance, &values)?
+            .save_config(&instance, &values)
+            .await?
             .map_err(ApiError::invalid_fields)?;
         return ok(json!({ "name": name, "set": true }));
     }

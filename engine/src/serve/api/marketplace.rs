@@ -76,7 +76,11 @@ pub(in crate::serve) async fn wizard(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult {
     let instance = server.visible_instance(&principal, &id)?;
-    let pages = server.wizard(&instance)?;
+    let mut pages = server.wizard(&instance)?;
+    let mut unlisted = std::collections::BTreeMap::new();
+    for page in &mut pages {
+        unlisted.extend(server.fill_data_sources(&instance, &mut page.vars).await);
+    }
     let connections = server.connections(&instance)?;
     ok(json!({
         "pages": pages.iter().map(|page| json!({
@@ -93,6 +97,8 @@ pub(in crate::serve) async fn wizard(
                     "secret": spec.secret,
                     "default": if spec.secret { None } else { spec.default.clone() },
                     "options": spec.options.iter().map(|o| json!({ "label": o.label(), "value": o.value })).collect::<Vec<_>>(),
+                    "options_from": spec.options_from,
+                    "options_error": unlisted.get(name),
                     "set": value.is_some(),
                     "value": if spec.secret { None } else { value.cloned() },
                 })
@@ -123,7 +129,8 @@ pub(in crate::serve) async fn put_config(
     let instance = server.visible_instance(&principal, &id)?;
     let values = object(&body, "config var values")?;
     server
-        .save_config(&instance, &values)?
+        .save_config(&instance, &values)
+        .await?
         .map_err(ApiError::invalid_fields)?;
     ok(json!({ "instance": id, "saved": values.keys().collect::<Vec<_>>() }))
 }

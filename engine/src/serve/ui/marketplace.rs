@@ -232,6 +232,7 @@ async fn activate(
         &Map::new(),
         &fired,
     )
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -255,10 +256,11 @@ async fn wizard(
         &Map::new(),
         "",
     )
+    .await
 }
 
 /// The wizard's page `page` (past the last page of vars: the connections page, or the end).
-fn wizard_page(
+async fn wizard_page(
     server: &Server,
     instance: &ManagedInstance,
     page: usize,
@@ -266,10 +268,20 @@ fn wizard_page(
     entered: &Map<String, Json>,
     fired: &str,
 ) -> ApiResult {
-    let pages = server.wizard(instance)?;
+    let mut pages = server.wizard(instance)?;
     if page >= pages.len() {
         return connections_page(server, instance, &FieldErrors::new(), None, fired);
     }
+    // The choices of data-source picklists on this page, listed by their flows now; a source
+    // that failed says so beside its field.
+    let mut errors = errors.clone();
+    for (name, why) in server
+        .fill_data_sources(instance, &mut pages[page].vars)
+        .await
+    {
+        errors.entry(name).or_insert(why);
+    }
+    let errors = &errors;
     let has_connections = !server.pinned_version(instance)?.spec.connections.is_empty();
     let total = pages.len() + usize::from(has_connections);
     let this = &pages[page];
@@ -422,12 +434,12 @@ async fn save_page(
         }
     }
     if errors.is_empty()
-        && let Err(refused) = server.save_config(&instance, &values)?
+        && let Err(refused) = server.save_config(&instance, &values).await?
     {
         errors = refused;
     }
     if !errors.is_empty() {
-        return wizard_page(&server, &instance, query.page, &errors, &entered, "");
+        return wizard_page(&server, &instance, query.page, &errors, &entered, "").await;
     }
     let instance = server.own_instance(&principal, &id)?;
     wizard_page(
@@ -438,6 +450,7 @@ async fn save_page(
         &Map::new(),
         "",
     )
+    .await
 }
 
 async fn connections(
