@@ -81,17 +81,8 @@ fn a_picklist_lists_the_choices_its_flow_fetches_with_the_customers_connection()
         ],
     );
     let token = customer_token("ds-carol");
-    let auth = format!("Bearer {token}");
     let send = |method: &str, path: &str, body: &str| {
-        served.call(
-            method,
-            path,
-            &[
-                ("authorization", &auth),
-                ("content-type", "application/json"),
-            ],
-            body.as_bytes(),
-        )
+        super::marketplace::send(&served, method, path, &token, body)
     };
 
     let activated = send("POST", "/api/v1/marketplace/channel-digest", "");

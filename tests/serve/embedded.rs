@@ -3,18 +3,10 @@
 //! `weft serve` with the Pokemon example's stand-ins. Screenshots of the marketplace and a run's
 //! timeline are kept under `target/browser-screenshots/`.
 
+use super::browser::{event_types, free_port, run_script};
 use super::marketplace::{marketplace_example, serve_marketplace};
 use super::*;
 use weft_tests::S3_SECRET;
-
-/// A free loopback port (bound, then released for the browser test's own server).
-pub(super) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn user_hash(user: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(HASH_SECRET.as_bytes()).unwrap();
@@ -58,45 +50,28 @@ fn customers_use_the_embedded_marketplace_and_operators_find_a_failed_run_in_the
     assert_eq!(failed.json()["status"], "failed", "{}", failed.text());
     let failed_run = failed.json()["id"].as_str().unwrap().to_string();
 
-    let screenshots = weft_tests::repo().join("target/browser-screenshots");
     let hash = json!({ "appKey": KEY, "userId": "mp-keyboard", "hash": user_hash("mp-keyboard") });
-    let output = std::process::Command::new("node")
-        .arg(weft_tests::repo().join("tests/browser/marketplace.mjs"))
-        .env("WEFT_URL", format!("http://{}", served.addr))
-        .env("WEFT_HOST_PORT", host_port.to_string())
-        .env("WEFT_OTHER_PORT", other_port.to_string())
-        .env("WEFT_CUSTOMER_TOKEN", customer_token("mp-jwt"))
-        .env("WEFT_USER_HASH", hash.to_string())
-        .env("WEFT_ADMIN_TOKEN", admin_token())
-        .env("WEFT_S3_KEY", weft::demo::ACCESS_KEY)
-        .env("WEFT_S3_SECRET", S3_SECRET)
-        .env("WEFT_CUSTOMER_NAME", "Embedded Customer")
-        .env("WEFT_FAILED_RUN", &failed_run)
-        .env("WEFT_SCREENSHOTS", &screenshots)
-        .output()
-        .expect("node runs (Node.js 18+; tests/tools/install sets up the browser tools)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let result: Value = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("WEFT-RESULT "))
-        .map(|json| serde_json::from_str(json).unwrap())
-        .unwrap_or_else(|| {
-            panic!(
-                "the browser test did not finish:\n{stdout}\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            )
-        });
+    let result = run_script(
+        "marketplace.mjs",
+        &served,
+        &[
+            ("WEFT_HOST_PORT", host_port.to_string()),
+            ("WEFT_OTHER_PORT", other_port.to_string()),
+            ("WEFT_CUSTOMER_TOKEN", customer_token("mp-jwt")),
+            ("WEFT_USER_HASH", hash.to_string()),
+            ("WEFT_ADMIN_TOKEN", admin_token()),
+            ("WEFT_S3_KEY", weft::demo::ACCESS_KEY.to_string()),
+            ("WEFT_S3_SECRET", S3_SECRET.to_string()),
+            ("WEFT_CUSTOMER_NAME", "Embedded Customer".to_string()),
+            ("WEFT_FAILED_RUN", failed_run.clone()),
+        ],
+    );
 
     // No serious or critical accessibility problem on any page shown.
     assert_eq!(result["violations"], json!([]), "{result:#}");
 
     // The host page heard the events in order, and its styles stayed out of the frame.
-    let events: Vec<&str> = result["jwtEvents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e.as_str().unwrap())
-        .collect();
+    let events = event_types(&result, "jwtEvents");
     assert_eq!(
         events,
         [

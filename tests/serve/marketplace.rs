@@ -40,7 +40,8 @@ pub(crate) fn serve_marketplace(env: &TestEnv) -> Served {
     )
 }
 
-fn send(
+/// `method path` as the holder of `token`, with a JSON `body`.
+pub(crate) fn send(
     served: &Served,
     method: &str,
     path: &str,

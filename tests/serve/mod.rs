@@ -13,6 +13,7 @@ use weft_tests::{TestEnv, plugin};
 
 mod across_workers;
 mod auth;
+mod browser;
 mod contract;
 mod data_source;
 mod embedded;

@@ -5,6 +5,7 @@
 //! applies and refreshes; a refresh the provider refuses marks the connection failed in the
 //! marketplace and the console, and its runs say to reconnect, until the customer does.
 
+use super::browser::{event_types, free_port, run_script};
 use super::*;
 use std::fmt::Write as _;
 
@@ -87,7 +88,7 @@ const CLIENT_SECRET: &str = "the-integration-client-secret-1f0c";
 
 #[test]
 fn customers_connect_oauth_accounts_tokens_are_refreshed_and_a_revoked_one_says_reconnect() {
-    let (idp, host) = (super::embedded::free_port(), super::embedded::free_port());
+    let (idp, host) = (free_port(), free_port());
     let env = TestEnv::new();
     std::fs::write(env.path().join("idp-profile.toml"), integration(idp)).unwrap();
     std::fs::write(env.path().join("weft.toml"), workspace(host, idp)).unwrap();
@@ -101,41 +102,21 @@ fn customers_connect_oauth_accounts_tokens_are_refreshed_and_a_revoked_one_says_
         ],
     );
 
-    let output = std::process::Command::new("node")
-        .arg(weft_tests::repo().join("tests/browser/oauth.mjs"))
-        .env("WEFT_URL", format!("http://{}", served.addr))
-        .env("WEFT_IDP_PORT", idp.to_string())
-        .env("WEFT_HOST_PORT", host.to_string())
-        .env("WEFT_CUSTOMER_TOKEN", customer_token("oauth-alice"))
-        .env("WEFT_ADMIN_TOKEN", admin_token())
-        .env("IDP_CLIENT_SECRET", CLIENT_SECRET)
-        .env(
-            "WEFT_SCREENSHOTS",
-            weft_tests::repo().join("target/browser-screenshots"),
-        )
-        .output()
-        .expect("node runs (Node.js 18+; tests/tools/install sets up the browser tools)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let result: Value = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("WEFT-RESULT "))
-        .map(|json| serde_json::from_str(json).unwrap())
-        .unwrap_or_else(|| {
-            panic!(
-                "the browser test did not finish:\n{stdout}\n{}\n--- weft serve:\n{}",
-                String::from_utf8_lossy(&output.stderr),
-                served.stderr()
-            )
-        });
+    let result = run_script(
+        "oauth.mjs",
+        &served,
+        &[
+            ("WEFT_IDP_PORT", idp.to_string()),
+            ("WEFT_HOST_PORT", host.to_string()),
+            ("WEFT_CUSTOMER_TOKEN", customer_token("oauth-alice")),
+            ("WEFT_ADMIN_TOKEN", admin_token()),
+            ("IDP_CLIENT_SECRET", CLIENT_SECRET.to_string()),
+        ],
+    );
 
     assert_eq!(result["violations"], json!([]), "{result:#}");
     // The host page heard both connections made, then the instance enabled.
-    let events: Vec<&str> = result["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e.as_str().unwrap())
-        .collect();
+    let events = event_types(&result, "events");
     assert_eq!(
         events,
         [
@@ -171,12 +152,7 @@ fn customers_connect_oauth_accounts_tokens_are_refreshed_and_a_revoked_one_says_
         json!({ "json": { "client": "svc-client" } }),
         "{result:#}"
     );
-    let grants: Vec<&str> = result["grants"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| g.as_str().unwrap())
-        .collect();
+    let grants = event_types(&result, "grants");
     assert_eq!(
         grants
             .iter()
