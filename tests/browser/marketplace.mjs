@@ -170,6 +170,17 @@ async function main() {
     }
     result.otherOrigin = { rendered, events: await types(other) };
 
+    // --- Shown as a modal: Escape closes it while the focus is inside the frame.
+    const modal = watch(await browser.newPage(), 'modal');
+    await modal.goto(`http://localhost:${HOST_PORT}/`);
+    await modal.evaluate((token) => window.mount({ token, mode: 'modal' }), TOKEN);
+    await waitForEvent(modal, 'ready');
+    await modal.frameLocator('iframe').getByRole('heading', { name: 'Storage' }).waitFor();
+    await modal.frameLocator('iframe').getByRole('button', { name: 'Close' }).focus();
+    await modal.keyboard.press('Escape');
+    await waitForEvent(modal, 'closed');
+    result.modalEscape = { events: await types(modal), frameGone: (await modal.locator('iframe').count()) === 0 };
+
     // --- The console: sign in, the overview, the runs, the failed run's timeline.
     const op = watch(await browser.newPage(), 'console');
     await op.goto(`${WEFT}/console`);

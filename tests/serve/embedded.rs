@@ -118,6 +118,12 @@ fn customers_use_the_embedded_marketplace_and_operators_find_a_failed_run_in_the
     // its own, moving through the wizard with the keys.
     assert_eq!(result["secondSees"], "Not active", "{result:#}");
     assert_eq!(result["focusAfterActivate"], "H2");
+    // Shown as a modal, Escape inside the frame closes it.
+    assert_eq!(
+        result["modalEscape"],
+        json!({ "events": ["ready", "closed"], "frameGone": true }),
+        "{result:#}"
+    );
     assert_eq!(
         result["hashEvents"],
         json!(["ready", "activated"]),

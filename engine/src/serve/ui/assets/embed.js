@@ -55,7 +55,7 @@
       if (event.source !== frame.contentWindow || event.origin !== weftOrigin) return;
       const message = event.data || {};
       if (message.weft === 'hello') {
-        frame.contentWindow.postMessage({ weft: 'auth', token: options.token, userHash: options.userHash }, weftOrigin);
+        frame.contentWindow.postMessage({ weft: 'auth', token: options.token, userHash: options.userHash, modal: options.mode === 'modal' }, weftOrigin);
       } else if (message.weft === 'event') {
         if (message.type === 'close') close();
         else fire(message.type, message.detail || {});

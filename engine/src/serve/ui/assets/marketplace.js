@@ -8,6 +8,8 @@
   const allowed = (document.body.dataset.origins || '').split(' ').filter(Boolean);
   let auth = null;
   let appOrigin = null;
+  // Shown as a modal dialog by the app: Escape closes it, wherever the focus is in the frame.
+  let modal = false;
 
   const emit = (type, detail) => {
     if (appOrigin) parent.postMessage({ weft: 'event', type, detail: detail || {} }, appOrigin);
@@ -135,10 +137,14 @@
     if (!message.token && !message.userHash) return;
     auth = { token: message.token, userHash: message.userHash };
     appOrigin = event.origin;
+    modal = message.modal === true;
     load('/marketplace/ui/list').then(() => emit('ready'));
   });
 
   document.getElementById('weft-close').addEventListener('click', () => emit('close'));
+  document.addEventListener('keydown', (event) => {
+    if (modal && event.key === 'Escape') emit('close');
+  });
 
   // Tells the app the page is listening; carries nothing.
   if (parent !== window) parent.postMessage({ weft: 'hello' }, '*');
