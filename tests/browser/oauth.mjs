@@ -259,6 +259,7 @@ async function main() {
     await op.getByLabel('Admin token').fill(ADMIN);
     await op.getByRole('button', { name: 'Sign in' }).click();
     await op.getByRole('heading', { name: 'Instances' }).waitFor();
+    result.overviewSays = (await op.locator('tbody tr', { hasText: instance }).textContent()).replace(/\s+/g, ' ').trim();
     await op.goto(`${WEFT}/console/instances/${instance}`);
     await op.getByRole('heading', { name: 'Connections' }).waitFor();
     const row = op.locator('table', { has: op.getByRole('columnheader', { name: 'Connection' }) }).locator('tbody tr', { hasText: 'idp' });

@@ -193,6 +193,13 @@ fn customers_connect_oauth_accounts_tokens_are_refreshed_and_a_revoked_one_says_
     assert_eq!(idp_status["status"], "failed", "{result:#}");
     assert_eq!(result["marketplaceSays"], "Stopped working: connect again");
     assert!(
+        result["overviewSays"]
+            .as_str()
+            .unwrap()
+            .contains("1 of 2 connected, 1 failed"),
+        "{result:#}"
+    );
+    assert!(
         result["consoleSays"]
             .as_str()
             .unwrap()

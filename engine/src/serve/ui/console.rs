@@ -230,10 +230,14 @@ async fn home(State(server): State<Server>, headers: HeaderMap) -> Response {
         let mut instances = Vec::new();
         for instance in registry.instances()? {
             let connections = server.connections(&instance).unwrap_or_default();
-            let connected = connections
-                .iter()
-                .filter(|c| c.status() == "connected")
-                .count();
+            let count = |status: &str| connections.iter().filter(|c| c.status() == status).count();
+            let summary = match (connections.len(), count("failed")) {
+                (0, _) => String::new(),
+                (all, 0) => format!("{} of {all} connected", count("connected")),
+                (all, failed) => {
+                    format!("{} of {all} connected, {failed} failed", count("connected"))
+                }
+            };
             instances.push(json!({
                 "id": instance.spec.id,
                 "customer": instance.spec.customer,
@@ -241,7 +245,7 @@ async fn home(State(server): State<Server>, headers: HeaderMap) -> Response {
                 "version": instance.version,
                 "enabled": instance.spec.enabled,
                 "source": if instance.self_service { "marketplace" } else { "workspace file" },
-                "connections": if connections.is_empty() { String::new() } else { format!("{connected} of {} connected", connections.len()) },
+                "connections": summary,
             }));
         }
         Ok(json!({
