@@ -244,6 +244,8 @@ async function main() {
     await sleep((ACCESS_TOKEN_SECONDS + 1) * 1000);
     result.revoked = await run(instance, 'whoami');
     result.revokedAgain = await run(instance, 'whoami');
+    const listed = await api('GET', '/api/v1/marketplace', TOKEN);
+    result.failedInList = listed.json && listed.json[0].instance.failed_connections;
     const wizard = await api('GET', `/api/v1/instances/${instance}/wizard`, TOKEN);
     result.statusAfterRevoke = wizard.json && wizard.json.connections;
 

@@ -150,4 +150,28 @@ fn a_picklist_lists_the_choices_its_flow_fetches_with_the_customers_connection()
     assert_eq!(run.json()["result"]["json"]["query"]["channel"], "C02");
     // The token was applied by the host and never recorded.
     assert!(!run.text().contains("good-token"), "{}", run.text());
+
+    // A stored value is the value itself: a token typed as `env:NAME` is sent as typed, never
+    // looked up in the server's environment.
+    let typed = send(
+        "PUT",
+        &format!("/api/v1/instances/{id}/connections/chat"),
+        r#"{"token": "env:WEFT_TEST_SECRET"}"#,
+    );
+    assert_eq!(typed.status, 200, "{}", typed.text());
+    let wizard = send("GET", &format!("/api/v1/instances/{id}/wizard"), "").json();
+    assert!(
+        channel(&wizard)["options_error"]
+            .as_str()
+            .unwrap()
+            .contains("401"),
+        "{wizard:#}"
+    );
+    let sent: Vec<String> = api_server
+        .seen_at("/channels")
+        .iter()
+        .filter_map(|s| s.headers.get("authorization").cloned())
+        .collect();
+    assert_eq!(sent.last().unwrap(), "Bearer env:WEFT_TEST_SECRET");
+    assert!(sent.iter().all(|h| !h.contains(SECRET)), "{sent:?}");
 }

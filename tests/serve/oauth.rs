@@ -192,6 +192,7 @@ fn customers_connect_oauth_accounts_tokens_are_refreshed_and_a_revoked_one_says_
         .unwrap();
     assert_eq!(idp_status["status"], "failed", "{result:#}");
     assert_eq!(result["marketplaceSays"], "Stopped working: connect again");
+    assert_eq!(result["failedInList"], json!(["idp"]), "{result:#}");
     assert!(
         result["overviewSays"]
             .as_str()

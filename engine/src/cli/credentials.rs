@@ -210,7 +210,7 @@ pub fn main(command: Command, store_override: Option<&str>) -> anyhow::Result<Ex
                 spec.set_field(field_name, value)?;
             }
             // Resolving checks the shape and the keys (a PEM that is not a key fails here).
-            secrets::Credential::load(&spec, &name, scope(customer.clone()), ws.dir())?;
+            secrets::Credential::from_stored(&spec, &name, scope(customer.clone()))?;
             let vault = open_vault(store_override, &workspace, ws.name())?;
             let scope = scope(customer);
             vault.put(&scope, &name, &spec)?;

@@ -109,8 +109,8 @@ pub struct Runner {
     vault: Option<Arc<Vault>>,
     durability: Durability,
     observer: Option<StepObserver>,
-    /// Held while an OAuth connection's tokens are refreshed.
-    oauth_refresh: Arc<tokio::sync::Mutex<()>>,
+    /// One lock per OAuth connection credential, held while its tokens are refreshed.
+    oauth_refresh: Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 /// Called after each step is recorded (and, with [`Durability::Step`], flushed): the
@@ -180,7 +180,7 @@ impl Runner {
             vault: None,
             durability: Durability::default(),
             observer: None,
-            oauth_refresh: Arc::new(tokio::sync::Mutex::new(())),
+            oauth_refresh: Arc::default(),
         }
     }
 

@@ -114,6 +114,28 @@ impl Credential {
         scope: Scope,
         base_dir: &Path,
     ) -> anyhow::Result<Credential> {
+        Self::build(spec, name, scope, |reference| {
+            load_value(reference, base_dir)
+        })
+    }
+
+    /// Builds a credential kept in the vault, whose fields hold the values themselves: a value
+    /// that reads `env:…` or `file:…` (a customer may type anything) is taken as it is, never
+    /// looked up on the server.
+    pub fn from_stored(
+        spec: &CredentialSpec,
+        name: &str,
+        scope: Scope,
+    ) -> anyhow::Result<Credential> {
+        Self::build(spec, name, scope, |value| Ok(value.to_string()))
+    }
+
+    fn build(
+        spec: &CredentialSpec,
+        name: &str,
+        scope: Scope,
+        resolve: impl Fn(&str) -> anyhow::Result<String>,
+    ) -> anyhow::Result<Credential> {
         let problems = spec.shape_problems();
         if !problems.is_empty() {
             bail!("{}", problems.join("; "));
@@ -122,7 +144,7 @@ impl Credential {
             let reference = spec
                 .field(field)
                 .with_context(|| format!("field `{field}` is missing"))?;
-            load_value(reference, base_dir).with_context(|| format!("field `{field}`"))
+            resolve(reference).with_context(|| format!("field `{field}`"))
         };
         let secret = |field: &str| load(field).map(Secret::new);
         let auth = match spec.kind {
@@ -212,7 +234,7 @@ pub fn find(
         if let Some(stored) = stored
             && let Some(spec) = stored.get(&scope, name)?
         {
-            return Credential::load(&spec, name, scope.clone(), ws.dir())
+            return Credential::from_stored(&spec, name, scope.clone())
                 .with_context(|| format!("stored credential `{name}` ({scope})"));
         }
         if let Some(spec) = in_file(&scope) {

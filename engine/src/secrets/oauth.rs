@@ -69,8 +69,8 @@ pub fn authorize_url(
 /// Why a token request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
-    /// The provider refused it (`invalid_grant`, `invalid_client`, …): the connection must be
-    /// made again.
+    /// The provider refused the grant for good (`invalid_grant`; a customer's client it does
+    /// not know): the connection must be made again.
     #[error("the provider refused it: {0}")]
     Refused(String),
     /// It could not be made or its answer was not understood; trying again later may work.
@@ -83,10 +83,25 @@ struct TokenResponse {
     access_token: String,
     #[serde(default)]
     token_type: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "seconds")]
     expires_in: Option<u64>,
     #[serde(default)]
     refresh_token: Option<String>,
+}
+
+/// `expires_in` as a number or, as some providers send it, a string of digits.
+fn seconds<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Seconds {
+        Number(u64),
+        Text(String),
+    }
+    Ok(match Option::<Seconds>::deserialize(deserializer)? {
+        None => None,
+        Some(Seconds::Number(n)) => Some(n),
+        Some(Seconds::Text(text)) => Some(text.trim().parse().map_err(serde::de::Error::custom)?),
+    })
 }
 
 #[derive(Deserialize)]
@@ -247,12 +262,30 @@ async fn token_request(
         .map_err(|e| TokenError::Failed(format!("the token endpoint's answer broke off: {e}")))?;
     if !status.is_success() {
         // The provider's error code and description say what was wrong; they never hold a token.
+        // Only a grant the provider will never accept again makes the connection unusable:
+        // `invalid_grant` (revoked, expired), and for client credentials a client it refuses
+        // (the customer's own). Anything else — rate limits, `temporarily_unavailable`, the
+        // integration's client secret being wrong — may pass, and fails this attempt only.
+        let grant = params
+            .iter()
+            .find(|(k, _)| *k == "grant_type")
+            .map(|(_, v)| *v);
         return Err(match serde_json::from_slice::<ErrorResponse>(&body) {
-            Ok(e) if status.is_client_error() => TokenError::Refused(match e.error_description {
-                Some(description) => format!("{} ({description})", e.error),
-                None => e.error,
-            }),
-            _ => TokenError::Failed(format!("the token endpoint answered {status}")),
+            Ok(e) => {
+                let final_ = e.error == "invalid_grant"
+                    || (grant == Some("client_credentials")
+                        && matches!(e.error.as_str(), "invalid_client" | "unauthorized_client"));
+                let text = match e.error_description {
+                    Some(description) => format!("{} ({description})", e.error),
+                    None => e.error,
+                };
+                if final_ {
+                    TokenError::Refused(text)
+                } else {
+                    TokenError::Failed(format!("the token endpoint answered {status}: {text}"))
+                }
+            }
+            Err(_) => TokenError::Failed(format!("the token endpoint answered {status}")),
         });
     }
     let tokens: TokenResponse = serde_json::from_slice(&body).map_err(|e| {

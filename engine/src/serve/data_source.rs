@@ -2,9 +2,9 @@
 //! "data source"): the customer's channels, projects or folders, fetched with the customer's own
 //! connection while it fills in the wizard.
 //!
-//! The flow runs for the customer's instance — a recorded run, like every run — before the
-//! instance is enabled and before its required vars are all set, so it runs with the vars set
-//! so far (none is required of it). Its result is a list of values or `{ label, value }`
+//! The flow runs for the customer's (marketplace) instance — a recorded run, like every run —
+//! before the instance is enabled and before its required vars are all set, so it runs with
+//! the vars set so far (none is required of it). Its result is a list of values or `{ label, value }`
 //! objects (or an object holding that list as `data` or `options`). A value the customer picks
 //! is checked against the list the flow produces when it is saved.
 
@@ -74,6 +74,17 @@ impl Server {
             let Some(flow) = spec.options_from.clone() else {
                 continue;
             };
+            // An instance of the workspace file is the operator's: its data sources are not
+            // run on its behalf (with the workspace's credentials) just to show a page.
+            if !instance.self_service {
+                errors.insert(
+                    name.clone(),
+                    format!(
+                        "its choices are listed for marketplace instances only (flow `{flow}`)"
+                    ),
+                );
+                continue;
+            }
             match self.data_source_options(instance, name, &flow).await {
                 Ok(options) => spec.options = options,
                 Err(why) => {
@@ -90,6 +101,9 @@ impl Server {
         instance: &ManagedInstance,
         values: &serde_json::Map<String, Json>,
     ) -> super::error::ApiResult<FieldErrors> {
+        if !instance.self_service {
+            return Ok(FieldErrors::new());
+        }
         let mut vars: Vec<(String, ConfigVarSpec)> = self
             .wizard(instance)?
             .into_iter()

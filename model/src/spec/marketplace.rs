@@ -229,7 +229,7 @@ pub struct EmbedSpec {
     #[serde(default)]
     pub strings: BTreeMap<String, String>,
     /// Where browsers reach `weft serve` (`https://weft.example.com`): OAuth providers redirect
-    /// to `{public_url}/oauth/callback`. Default: the address the marketplace was loaded from.
+    /// to `{public_url}/marketplace/oauth/callback`. Default: the address the marketplace was loaded from.
     #[serde(default)]
     pub public_url: Option<String>,
 }

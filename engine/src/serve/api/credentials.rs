@@ -47,7 +47,7 @@ pub(in crate::serve) fn put_credential(
             "field `{field}` is an `env:`/`file:` reference; through the API, send the value itself"
         )));
     }
-    crate::secrets::Credential::load(&spec, name, scope.clone(), &server.inner.base_dir)
+    crate::secrets::Credential::from_stored(&spec, name, scope.clone())
         .map_err(|e| ApiError::bad_request(format!("credential `{name}`: {e:#}")))?;
     vault.put(&scope, name, &spec).map_err(ApiError::internal)?;
     server.invalidate();

@@ -30,28 +30,37 @@ pub(in crate::serve) async fn marketplace(
     principal: Principal,
 ) -> ApiResult {
     let customer = customer_of(&principal)?;
-    let offers = server.offers(customer)?;
-    ok(json!(
-        offers
-            .iter()
-            .map(|offer| {
-                let spec = &offer.published.spec;
-                let listing = spec.marketplace.clone().unwrap_or_default();
+    let mut listed = Vec::new();
+    for offer in server.offers(customer)? {
+        let spec = &offer.published.spec;
+        let listing = spec.marketplace.clone().unwrap_or_default();
+        let instance = match &offer.instance {
+            Some(i) => {
+                let failed: Vec<String> = server
+                    .connections(i)?
+                    .into_iter()
+                    .filter(|c| c.failed.is_some())
+                    .map(|c| c.name)
+                    .collect();
                 json!({
-                    "integration": spec.name,
-                    "version": offer.published.version,
-                    "category": listing.category,
-                    "description": listing.description.or(spec.description.clone()),
-                    "icon": listing.icon,
-                    "instance": offer.instance.as_ref().map(|i| json!({
-                        "id": i.spec.id,
-                        "enabled": i.spec.enabled,
-                        "version": i.version,
-                    })),
+                    "id": i.spec.id,
+                    "enabled": i.spec.enabled,
+                    "version": i.version,
+                    "failed_connections": failed,
                 })
-            })
-            .collect::<Vec<_>>()
-    ))
+            }
+            None => Json::Null,
+        };
+        listed.push(json!({
+            "integration": spec.name,
+            "version": offer.published.version,
+            "category": listing.category,
+            "description": listing.description.or(spec.description.clone()),
+            "icon": listing.icon,
+            "instance": instance,
+        }));
+    }
+    ok(Json::Array(listed))
 }
 
 /// `POST /api/v1/marketplace/{integration}`: activates it for the calling customer.

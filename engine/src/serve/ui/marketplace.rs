@@ -193,6 +193,11 @@ fn list_with(
             Some(i) if i.spec.enabled => t["active"].clone(),
             Some(_) => t["disabled"].clone(),
         };
+        // A connection that stopped working is what the customer must see first.
+        let broken = match &offer.instance {
+            Some(i) => server.connections(i)?.iter().any(|c| c.failed.is_some()),
+            None => false,
+        };
         categories
             .entry(listing.category.clone().unwrap_or_default())
             .or_default()
@@ -201,6 +206,7 @@ fn list_with(
                 "description": listing.description.or(spec.description.clone()),
                 "icon": listing.icon,
                 "status": status,
+                "broken": broken,
                 "instance": offer.instance.as_ref().map(|i| json!({ "id": i.spec.id, "enabled": i.spec.enabled })),
             }));
     }
