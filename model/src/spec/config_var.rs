@@ -282,7 +282,24 @@ message = "Use lower-case letters, digits and dashes""#);
     fn bad_declarations_are_named() {
         assert_eq!(
             var(r#"type = "picklist""#).problems(),
-            ["a picklist needs `options`"]
+            ["a picklist needs `options`, or `options_from` naming the flow that lists them"]
+        );
+        assert_eq!(
+            var(r#"type = "picklist"
+options = ["a"]
+options_from = "list""#)
+            .problems(),
+            ["give `options` or `options_from`, not both"]
+        );
+        assert!(
+            var(r#"options_from = "list""#).problems()[0]
+                .starts_with("`options_from` is for `type = \"picklist\"`")
+        );
+        assert!(
+            var(r#"type = "picklist"
+options_from = "list""#)
+            .problems()
+            .is_empty()
         );
         let p = var(r#"type = "picklist"
 options = ["a"]
