@@ -184,3 +184,99 @@ result = "stopped at 201"
         );
     }
 }
+
+#[test]
+fn a_step_that_only_read_is_acknowledged_with_the_next_change_and_a_change_never_runs_again() {
+    use std::io::BufRead;
+    let server = TestServer::start();
+    let slow = server.url("/slow");
+    let inflight = server.url("/inflight");
+    let env = workspace(
+        &server,
+        &format!(
+            r#"
+[[flows]]
+name = "effects"
+[[flows.steps]]
+id = "read"
+plugin = "http-request"
+inputs = {{ url = "{slow}", query = {{ ms = "1", n = "read" }} }}
+[[flows.steps]]
+id = "change"
+plugin = "http-request"
+inputs = {{ url = "{inflight}", method = "POST", query = {{ ms = "1", n = "change" }} }}
+[[flows.steps]]
+id = "read_again"
+plugin = "http-request"
+inputs = {{ url = "{slow}", query = {{ ms = "3000", n = "read_again" }} }}
+"#
+        ),
+    );
+    let mut child = std::process::Command::new(weft_tests::weft_bin())
+        .args([
+            "run",
+            "weft.toml",
+            "-i",
+            "acme-test",
+            "-f",
+            "effects",
+            "--events",
+        ])
+        .current_dir(env.path())
+        .env_remove("WEFT_STORE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("weft starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut acknowledged = Vec::new();
+    for line in std::io::BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        let Ok(event) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if event["event"] != "step_recorded" {
+            continue;
+        }
+        let id = event["step"]["id"].as_str().unwrap().to_string();
+        // The GET is flushed with the POST after it, not on its own: by the time it is
+        // acknowledged the POST has reached the server.
+        if id == "read" {
+            assert_eq!(
+                server.seen_at("/inflight").len(),
+                1,
+                "the read was acknowledged before the change after it was sent"
+            );
+        }
+        acknowledged.push(id.clone());
+        if id == "change" {
+            // Killed while the last GET waits on the server.
+            child.kill().expect("SIGKILL");
+            break;
+        }
+    }
+    child.wait().expect("reaped");
+    assert_eq!(acknowledged, ["read", "change"]);
+
+    let out = env.weft(&["runs", "list", "-w", "weft.toml", "--json"]);
+    let runs: Value = serde_json::from_str(&out.stdout).expect("JSON");
+    assert_eq!(runs[0]["status"], "interrupted", "{runs:#}");
+    let id = runs[0]["id"].as_str().unwrap();
+    let out = env.weft(&["runs", "resume", id, "-w", "weft.toml", "--json"]);
+    assert!(out.success, "{out:?}");
+    let resumed: Value = serde_json::from_str(&out.stdout).expect("JSON");
+    assert_eq!(resumed["status"], "succeeded", "{resumed:#}");
+
+    // The acknowledged change was not sent again; the read after it ran on resume (and before,
+    // if the kill came after its request left).
+    let sent = |path: &str, n: &str| {
+        server
+            .seen_at(path)
+            .iter()
+            .filter(|s| s.query.get("n").map(String::as_str) == Some(n))
+            .count()
+    };
+    assert_eq!(sent("/slow", "read"), 1);
+    assert_eq!(sent("/inflight", "change"), 1);
+    assert!((1..=2).contains(&sent("/slow", "read_again")));
+}

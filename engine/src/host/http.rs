@@ -147,6 +147,9 @@ pub struct HttpHost {
     context: Option<HttpContext>,
     deadline: Option<Instant>,
     redactor: Redactor,
+    /// Whether the step sent a request that may change something (see
+    /// [`HttpHost::changed_outside`]).
+    unsafe_sent: bool,
 }
 
 impl HttpHost {
@@ -163,7 +166,15 @@ impl HttpHost {
             context,
             deadline: Some(deadline),
             redactor,
+            unsafe_sent: false,
         }
+    }
+
+    /// Whether the step may have changed something at an upstream: it sent (or tried to send) a
+    /// request whose method is not one of HTTP's safe methods (GET, HEAD, OPTIONS, TRACE; RFC
+    /// 9110 §9.2.1), whether or not it succeeded. Safe requests can be sent again after a crash.
+    pub fn changed_outside(&self) -> bool {
+        self.unsafe_sent
     }
 }
 
@@ -178,6 +189,10 @@ impl http::Host for HttpHost {
             .deadline
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(30));
         let wanted = req.timeout_ms.map(|ms| Duration::from_millis(ms.into()));
+        let safe = ["GET", "HEAD", "OPTIONS", "TRACE"]
+            .iter()
+            .any(|m| req.method.eq_ignore_ascii_case(m));
+        self.unsafe_sent |= !safe;
         let response = send(&ctx, req, deadline, wanted, &mut self.redactor).await?;
         Ok(response)
     }

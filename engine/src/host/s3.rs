@@ -151,6 +151,8 @@ pub struct S3Context {
 pub struct S3Host {
     context: Option<S3Context>,
     deadline: Option<Instant>,
+    /// Whether the step asked for an object to be written (see [`S3Host::changed_outside`]).
+    wrote: bool,
 }
 
 impl S3Host {
@@ -159,7 +161,14 @@ impl S3Host {
         Self {
             context,
             deadline: Some(deadline),
+            wrote: false,
         }
+    }
+
+    /// Whether the step may have written an object: it asked for one with S3 available to it,
+    /// whether or not the write succeeded (a failed request may still have reached the bucket).
+    pub fn changed_outside(&self) -> bool {
+        self.wrote
     }
 }
 
@@ -175,6 +184,7 @@ impl s3::Host for S3Host {
         let Some(ctx) = &self.context else {
             return Err(S3Error::Denied("S3 is not available to this step".into()));
         };
+        self.wrote = true;
         let deadline = self
             .deadline
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(30));

@@ -146,6 +146,10 @@ pub struct StepOutcome {
     pub logs: Vec<LogLine>,
     /// The state the step wrote; to be stored only if it succeeded.
     pub state_writes: Vec<StateWrite>,
+    /// Whether the step may have changed something outside Weft: an HTTP request other than
+    /// a safe one, or an object written. Its record is then made durable before the run goes
+    /// on (see [`crate::store::Durability::Step`]).
+    pub changed_outside: bool,
 }
 
 /// Why a step execution did not produce a result.
@@ -535,6 +539,7 @@ impl PluginHost {
             result,
             logs,
             state_writes,
+            changed_outside: state.http.changed_outside() || state.s3.changed_outside(),
         }
     }
 }

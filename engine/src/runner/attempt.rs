@@ -21,6 +21,8 @@ pub(super) struct Succeeded {
     pub(super) value: Val,
     /// The state it wrote, applied when its record is committed.
     pub(super) state_writes: Vec<StateWrite>,
+    /// Whether one of its attempts may have changed something outside Weft.
+    pub(super) changed_outside: bool,
 }
 
 impl Runner {
@@ -44,6 +46,7 @@ impl Runner {
     ) -> Result<Succeeded, String> {
         let max = step.retry.as_ref().map_or(1, |r| r.attempts.max(1));
         let mut attempt = 1;
+        let mut changed_outside = false;
         loop {
             let attempt_started = Instant::now();
             let attempt_at_ms = now_ms();
@@ -52,6 +55,7 @@ impl Runner {
                 .host
                 .execute(plugin, self.step_call(ws, step, inputs, bindings, key))
                 .await;
+            changed_outside |= outcome.changed_outside;
             record.logs.extend(outcome.logs.into_iter().map(|mut line| {
                 line.message = redactor.text(&line.message);
                 line
@@ -68,6 +72,7 @@ impl Runner {
                     return Ok(Succeeded {
                         value,
                         state_writes: outcome.state_writes,
+                        changed_outside,
                     });
                 }
                 Err(failure) => {

@@ -154,7 +154,7 @@ impl Exec<'_> {
             if let Some(message) = self.over_limits() {
                 record.error = Some(message.clone());
                 self.recorder
-                    .step_ended(self.run, record, &[], &[], ends_run)
+                    .step_ended(self.run, record, &[], &[], false, ends_run)
                     .await?;
                 return Ok(Ended::Failed(message));
             }
@@ -166,7 +166,7 @@ impl Exec<'_> {
                         record.output = Some(RecordedValue::Json(Json::Null));
                         record.duration_us = started.elapsed().as_micros() as u64;
                         self.recorder
-                            .step_ended(self.run, record, &[], &[], ends_run)
+                            .step_ended(self.run, record, &[], &[], false, ends_run)
                             .await?;
                         return Ok(Ended::Value(StepValue::plain(Val::Json(Json::Null))));
                     }
@@ -178,6 +178,8 @@ impl Exec<'_> {
             }
             let mut blobs = Vec::new();
             let mut state_writes = Vec::new();
+            // Flow control changes nothing itself; the steps inside it are recorded on their own.
+            let mut changed_outside = false;
             let produced = match &step.kind {
                 StepKind::Plugin => {
                     let ran = self.plugin_step(step, scope, &mut record).await;
@@ -185,6 +187,7 @@ impl Exec<'_> {
                     match ran {
                         Ok(succeeded) => {
                             state_writes = succeeded.state_writes;
+                            changed_outside = succeeded.changed_outside;
                             Produced {
                                 value: Ok(StepValue::plain(succeeded.value)),
                                 stopped: None,
@@ -218,7 +221,14 @@ impl Exec<'_> {
             record.duration_us = started.elapsed().as_micros() as u64;
             let ends_run = ends_run || produced.stopped.is_some();
             self.recorder
-                .step_ended(self.run, record, &blobs, &state_writes, ends_run)
+                .step_ended(
+                    self.run,
+                    record,
+                    &blobs,
+                    &state_writes,
+                    changed_outside,
+                    ends_run,
+                )
                 .await?;
             Ok(match produced.stopped {
                 Some(stopped) => Ended::Stopped(stopped),
@@ -243,8 +253,10 @@ impl Exec<'_> {
         let continues = step.on_error == OnError::Continue;
         // Not the message: it may quote what the step was given. The record has it.
         tracing::info!(plugin = %step.plugin, continues, "step failed");
+        // A failed step may have changed something before it failed (which attempt did what
+        // is not kept), so its record is made durable as if it had.
         self.recorder
-            .step_ended(self.run, record, &[], &[], ends_run || !continues)
+            .step_ended(self.run, record, &[], &[], true, ends_run || !continues)
             .await?;
         if continues {
             self.continued.store(true, Ordering::Relaxed);

@@ -1,12 +1,18 @@
 //! When a run's records are written, made durable and acknowledged.
 //!
-//! A step's record is written when the step ends if it must be acknowledged before the run
-//! ends (`--durability step`, or a step observer), if it wrote state, if it ran inside flow
-//! control (a loop's iterations are not all kept in memory), or if the run's records are
-//! already being written as it goes; otherwise it is kept until the run ends. The run's start
-//! record is written before its first step record, or by [`super::starts`] once the run has
-//! gone on for a while. A run with nothing written when it ends is written once, whole, with
-//! its steps.
+//! With `--durability step`, a step that may have changed something outside Weft (an HTTP
+//! request other than GET/HEAD/OPTIONS/TRACE, an object written, state written, or a failure)
+//! is flushed before the run goes on, and so is every record before it: after a crash it is
+//! never run again. A step that only read is acknowledged with the next flush, its own run's
+//! or another's; a crash before that runs it again, which changes nothing outside.
+//!
+//! A step's record is written when the step ends if it is to be flushed now, if it is
+//! acknowledged at once (a step observer with `--durability run|background`), if it wrote
+//! state, if it ran inside flow control (a loop's iterations are not all kept in memory), or if
+//! the run's records are already being written as it goes; otherwise it is kept until the run
+//! ends. The run's start record is written before its first step record, or by
+//! [`super::starts`] once the run has gone on for a while. A run with nothing written when it
+//! ends is written once, whole, with its steps.
 //!
 //! Steps of one run may end at once (the iterations of a loop with `concurrency`), so the
 //! recorder is shared: records are numbered and written under its lock, and flushes are
@@ -39,6 +45,9 @@ struct State {
     /// Whether the last step's record waits for the flush of the run's final record to be
     /// made durable and acknowledged.
     deferred_ack: bool,
+    /// Records of steps that only read, to be acknowledged after the next flush (kept only
+    /// when there is an observer to tell).
+    unacknowledged: Vec<StepRecord>,
 }
 
 impl<'r> Recorder<'r> {
@@ -59,6 +68,7 @@ impl<'r> Recorder<'r> {
                 top,
                 writing: !prior.is_empty(),
                 deferred_ack: false,
+                unacknowledged: Vec::new(),
             }),
         }
     }
@@ -73,30 +83,35 @@ impl<'r> Recorder<'r> {
     }
 
     /// Records `record`, a step that just ended, with the binary values it produced and the
-    /// state it wrote; `ends_run` when the run ends with it.
+    /// state it wrote; `changed_outside` when it may have changed something outside Weft,
+    /// `ends_run` when the run ends with it.
     pub(super) async fn step_ended(
         &self,
         run: &RunRecord,
         mut record: StepRecord,
         blobs: &[(String, Vec<u8>)],
         state_writes: &[StateWrite],
+        changed_outside: bool,
         ends_run: bool,
     ) -> Result<(), RunError> {
         let runner = self.runner;
         let store = &runner.store;
+        let per_step = runner.durability == Durability::Step;
         // The last of the flow's own steps waits for the run's final record, whose flush makes
-        // both durable; any other step is acknowledged now. (A step inside flow control is
-        // acknowledged on its own even when it ends the run: the final flush acknowledges the
-        // flow's own last step only.)
+        // both durable; any other step that changed something is flushed now. (A step inside
+        // flow control is flushed on its own even when it ends the run: the final flush
+        // acknowledges the flow's own last step only.)
         let deferred = ends_run && record.scope.is_empty();
-        let acknowledged =
-            !deferred && (runner.durability == Durability::Step || runner.observer.is_some());
-        let for_observer = {
+        let flush_now = per_step && !deferred && (changed_outside || !state_writes.is_empty());
+        // Without per-step flushes an observer hears of each step as it is written.
+        let observed = runner.observer.is_some();
+        let acknowledge_now = !deferred && (flush_now || (observed && !per_step));
+        let (for_observer, earlier) = {
             let mut state = self.lock();
             record.index = state.next_index;
             state.next_index += 1;
             let nested = !record.scope.is_empty();
-            let write_now = acknowledged
+            let write_now = acknowledge_now
                 || nested
                 || !state_writes.is_empty()
                 || state.writing
@@ -123,20 +138,32 @@ impl<'r> Recorder<'r> {
                 // the step is acknowledged then (see `run_ended`).
                 state.deferred_ack = true;
             }
-            let for_observer = (acknowledged && runner.observer.is_some()).then(|| record.clone());
+            let for_observer = (acknowledge_now && observed).then(|| record.clone());
+            if observed && !deferred && !acknowledge_now {
+                state.unacknowledged.push(record.clone());
+            }
+            // Every step that only read is in the store by now (written above, or written by
+            // this step's write), so the flush below acknowledges them too.
+            let earlier = if flush_now {
+                std::mem::take(&mut state.unacknowledged)
+            } else {
+                Vec::new()
+            };
             if !nested {
                 state.top.push(record);
                 if write_now {
                     state.written_top = state.top.len();
                 }
             }
-            for_observer
+            (for_observer, earlier)
         };
-        if acknowledged && runner.durability == Durability::Step {
+        if flush_now {
             runner.flusher.flush().await.map_err(RunError::Store)?;
         }
-        if let (Some(observer), Some(record)) = (&runner.observer, for_observer) {
-            observer(run, &record);
+        if let Some(observer) = &runner.observer {
+            for record in earlier.iter().chain(&for_observer) {
+                observer(run, record);
+            }
         }
         Ok(())
     }
@@ -167,11 +194,15 @@ impl<'r> Recorder<'r> {
         if runner.durability != Durability::Background {
             runner.flusher.flush().await.map_err(RunError::Store)?;
         }
-        if state.deferred_ack
-            && let Some(observer) = &runner.observer
-            && let Some(last) = state.top.last()
-        {
-            observer(run, last);
+        if let Some(observer) = &runner.observer {
+            for record in &state.unacknowledged {
+                observer(run, record);
+            }
+            if state.deferred_ack
+                && let Some(last) = state.top.last()
+            {
+                observer(run, last);
+            }
         }
         Ok(state.top)
     }

@@ -54,9 +54,13 @@ fn blob_refs(step: &StepRecord) -> impl Iterator<Item = &str> {
 /// When the store makes records durable.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Durability {
-    /// Flush after every step and at the end of the run (the last step's record is flushed
-    /// with the run's final record): an acknowledged step survives a crash of the process or
-    /// the machine. Runs in progress at once share their flushes (group commit).
+    /// Flush after every step that may have changed something outside Weft (an HTTP request
+    /// other than GET/HEAD/OPTIONS/TRACE, an object written, state written, a failure) and at
+    /// the end of the run (the last step's record is flushed with the run's final record): an
+    /// acknowledged step survives a crash of the process or the machine, and a step that
+    /// changed something is acknowledged before the run goes on. A step that only read is
+    /// acknowledged with the next flush, so a crash may run it again. Runs in progress at once
+    /// share their flushes (group commit).
     #[default]
     Step,
     /// Flush at the end of every run: a crash loses at most the steps of runs in progress,
