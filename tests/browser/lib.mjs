@@ -120,3 +120,9 @@ export function fail(msg) {
   process.stdout.write(`WEFT-FAIL ${String(msg).replace(/\s*\n\s*/g, ' | ')}\n`);
   process.exit(1);
 }
+
+// Fails the script if it is still running after `seconds`: a browser call that never returns
+// (Playwright's input calls have no timeout of their own) must fail the test, not hang CI.
+export function failAfter(seconds) {
+  setTimeout(() => fail(`still running after ${seconds} s`), seconds * 1000).unref();
+}

@@ -10,7 +10,7 @@
 // must be marked failed with runs saying to reconnect; connecting again mends it. Everything
 // found is reported as one WEFT-RESULT line.
 import http from 'node:http';
-import { launch, axeCheckFrame, screenshot, report, fail } from './lib.mjs';
+import { failAfter, launch, axeCheckFrame, screenshot, report, fail } from './lib.mjs';
 
 const env = (name) => {
   const value = process.env[name];
@@ -278,4 +278,5 @@ async function main() {
   report(result);
 }
 
+failAfter(420);
 main().catch(fail);
