@@ -2,9 +2,9 @@
 
 use super::*;
 
-/// Runs `weft run --events` for `flow` and kills it (SIGKILL) once `acks` steps with id
-/// `step` are acknowledged; returns the iterations acknowledged.
-fn run_until_acknowledged(env: &TestEnv, flow: &str, step: &str, acks: usize) -> Vec<u64> {
+/// Runs `weft run --events` for `flow`, handing each acknowledged step record to `killing`,
+/// and kills the process (SIGKILL) as soon as `killing` returns true.
+fn run_and_kill_when(env: &TestEnv, flow: &str, mut killing: impl FnMut(&Value) -> bool) {
     use std::io::BufRead;
     let mut child = std::process::Command::new(weft_tests::weft_bin())
         .args([
@@ -23,21 +23,29 @@ fn run_until_acknowledged(env: &TestEnv, flow: &str, step: &str, acks: usize) ->
         .spawn()
         .expect("weft starts");
     let stdout = child.stdout.take().expect("stdout");
-    let mut acknowledged = Vec::new();
     for line in std::io::BufReader::new(stdout).lines() {
         let Ok(line) = line else { break };
         let Ok(event) = serde_json::from_str::<Value>(&line) else {
             continue;
         };
-        if event["event"] == "step_recorded" && event["step"]["id"] == step {
-            acknowledged.push(event["step"]["scope"][0]["iteration"].as_u64().unwrap());
-            if acknowledged.len() == acks {
-                child.kill().expect("SIGKILL");
-                break;
-            }
+        if event["event"] == "step_recorded" && killing(&event["step"]) {
+            child.kill().expect("SIGKILL");
+            break;
         }
     }
     child.wait().expect("reaped");
+}
+
+/// Runs `weft run --events` for `flow` and kills it (SIGKILL) once `acks` steps with id
+/// `step` are acknowledged; returns the iterations acknowledged.
+fn run_until_acknowledged(env: &TestEnv, flow: &str, step: &str, acks: usize) -> Vec<u64> {
+    let mut acknowledged = Vec::new();
+    run_and_kill_when(env, flow, |record| {
+        if record["id"] == step {
+            acknowledged.push(record["scope"][0]["iteration"].as_u64().unwrap());
+        }
+        acknowledged.len() == acks
+    });
     acknowledged
 }
 
@@ -187,7 +195,6 @@ result = "stopped at 201"
 
 #[test]
 fn a_step_that_only_read_is_acknowledged_with_the_next_change_and_a_change_never_runs_again() {
-    use std::io::BufRead;
     let server = TestServer::start();
     let slow = server.url("/slow");
     let inflight = server.url("/inflight");
@@ -212,33 +219,9 @@ inputs = {{ url = "{slow}", query = {{ ms = "3000", n = "read_again" }} }}
 "#
         ),
     );
-    let mut child = std::process::Command::new(weft_tests::weft_bin())
-        .args([
-            "run",
-            "weft.toml",
-            "-i",
-            "acme-test",
-            "-f",
-            "effects",
-            "--events",
-        ])
-        .current_dir(env.path())
-        .env_remove("WEFT_STORE")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("weft starts");
-    let stdout = child.stdout.take().expect("stdout");
     let mut acknowledged = Vec::new();
-    for line in std::io::BufReader::new(stdout).lines() {
-        let Ok(line) = line else { break };
-        let Ok(event) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        if event["event"] != "step_recorded" {
-            continue;
-        }
-        let id = event["step"]["id"].as_str().unwrap().to_string();
+    run_and_kill_when(&env, "effects", |record| {
+        let id = record["id"].as_str().unwrap().to_string();
         // The GET is flushed with the POST after it, not on its own: by the time it is
         // acknowledged the POST has reached the server.
         if id == "read" {
@@ -248,14 +231,10 @@ inputs = {{ url = "{slow}", query = {{ ms = "3000", n = "read_again" }} }}
                 "the read was acknowledged before the change after it was sent"
             );
         }
-        acknowledged.push(id.clone());
-        if id == "change" {
-            // Killed while the last GET waits on the server.
-            child.kill().expect("SIGKILL");
-            break;
-        }
-    }
-    child.wait().expect("reaped");
+        acknowledged.push(id);
+        // Killed while the last GET waits on the server.
+        acknowledged.last().map(String::as_str) == Some("change")
+    });
     assert_eq!(acknowledged, ["read", "change"]);
 
     let out = env.weft(&["runs", "list", "-w", "weft.toml", "--json"]);
