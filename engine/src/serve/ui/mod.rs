@@ -11,6 +11,7 @@
 pub(super) mod console;
 pub(super) mod marketplace;
 mod timeline;
+mod wizard;
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
