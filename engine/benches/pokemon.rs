@@ -21,7 +21,8 @@
 //!
 //! `cargo bench -p weft --bench pokemon` (set `WEFT_BENCH_ROUNDS` for a shorter or longer run,
 //! `WEFT_BENCH_FSYNC=0` to leave out the default-durability contender, whose flushes disturb
-//! the others on a shared disk).
+//! the others on a shared disk, and `WEFT_BENCH_ONLY=native|default|background|bare|postgres` to
+//! time one contender alone, for profiling it with `perf` or `strace`).
 
 #[path = "common/samples.rs"]
 mod samples;
@@ -87,6 +88,14 @@ fn main() -> anyhow::Result<()> {
     // The default-durability contender's disk flushes also slow the others down on a shared disk;
     // `WEFT_BENCH_FSYNC=0` leaves it out to measure them undisturbed.
     let with_fsync = std::env::var("WEFT_BENCH_FSYNC").map_or(true, |v| v != "0");
+    let only = std::env::var("WEFT_BENCH_ONLY").ok();
+    let batch = |contender: &str| {
+        if only.as_deref().is_none_or(|o| o == contender) {
+            BATCH
+        } else {
+            0
+        }
+    };
     let rounds: usize = std::env::var("WEFT_BENCH_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
@@ -149,6 +158,12 @@ fn main() -> anyhow::Result<()> {
     let mut background_t = Samples::new("weft run (recorded, background flush)");
     let mut bare_t = Samples::new("weft run (4 steps, no records)");
     let mut postgres_t = Samples::new("weft run (PostgreSQL, commit per step)");
+    let default_batch = if with_fsync { batch("default") } else { 0 };
+    let postgres_batch = if on_postgres.is_some() {
+        batch("postgres")
+    } else {
+        0
+    };
     rt.block_on(async {
         // Warm up: connections, compiled plugins, SDK clients.
         for _ in 0..10 {
@@ -166,30 +181,30 @@ fn main() -> anyhow::Result<()> {
             }
         }
         for _ in 0..rounds {
-            for _ in 0..BATCH {
+            for _ in 0..batch("native") {
                 let t = Instant::now();
                 native.run("Smith Rocket Company", "pikachu").await?;
                 native_t.times.push(t.elapsed());
             }
-            for _ in 0..if with_fsync { BATCH } else { 0 } {
+            for _ in 0..default_batch {
                 let t = Instant::now();
                 let run = recorded.run(request.clone()).await?;
                 weft_t.times.push(t.elapsed());
                 anyhow::ensure!(run.run.status == Status::Succeeded, "{:?}", run.run.error);
             }
-            for _ in 0..BATCH {
+            for _ in 0..batch("background") {
                 let t = Instant::now();
                 let run = background.run(request.clone()).await?;
                 background_t.times.push(t.elapsed());
                 anyhow::ensure!(run.run.status == Status::Succeeded, "{:?}", run.run.error);
             }
-            for _ in 0..BATCH {
+            for _ in 0..batch("bare") {
                 let t = Instant::now();
                 let run = unrecorded.run(request.clone()).await?;
                 bare_t.times.push(t.elapsed());
                 anyhow::ensure!(run.run.status == Status::Succeeded, "{:?}", run.run.error);
             }
-            for _ in 0..if on_postgres.is_some() { BATCH } else { 0 } {
+            for _ in 0..postgres_batch {
                 let runner = on_postgres.as_ref().expect("checked above");
                 let t = Instant::now();
                 let run = runner.run(request.clone()).await?;
@@ -200,6 +215,16 @@ fn main() -> anyhow::Result<()> {
         anyhow::Ok(())
     })?;
 
+    if native_t.times.is_empty() {
+        // One contender alone (`WEFT_BENCH_ONLY`): its times, with nothing to compare them to.
+        for s in [&mut weft_t, &mut background_t, &mut bare_t, &mut postgres_t] {
+            if !s.times.is_empty() {
+                let (median, p99) = (s.quantile(0.5), s.quantile(0.99));
+                println!("{}: median {median:?}, p99 {p99:?}", s.name);
+            }
+        }
+        return Ok(());
+    }
     let base_median = native_t.quantile(0.5);
     let base_mean = native_t.mean();
     println!(
