@@ -7,7 +7,9 @@
 //! A Node.js `vm` context per execution (how a JavaScript flow engine runs a function node) is
 //! measured in the same rounds as a reference. Needs Node.js, componentize-js and
 //! componentize-py (`plugins/code-tools/install`).
-//! `cargo bench -p weft --bench code_steps` (`WEFT_BENCH_ROUNDS` for a shorter or longer run).
+//! `cargo bench -p weft --bench code_steps` (`WEFT_BENCH_ROUNDS` for a shorter or longer run,
+//! `WEFT_BENCH_ONLY=rust|quickjs|spidermonkey|python|node` to build and time one contender alone,
+//! for profiling it with `perf`).
 
 #[path = "common/samples.rs"]
 mod samples;
@@ -79,30 +81,41 @@ fn main() -> anyhow::Result<()> {
     ] {
         std::fs::copy(example.join(file), dir.path().join(file))?;
     }
-    let mut sources = vec![(
-        "Rust (built-in)",
-        PluginSource::Builtin("path-helper".into()),
-    )];
-    for (name, file, engine, out) in [
+    let only = std::env::var("WEFT_BENCH_ONLY").ok();
+    let wanted = |key: &str| only.as_deref().is_none_or(|o| o == key);
+    let mut sources = Vec::new();
+    if wanted("rust") {
+        sources.push((
+            "Rust (built-in)",
+            PluginSource::Builtin("path-helper".into()),
+        ));
+    }
+    for (key, name, file, engine, out) in [
         (
+            "quickjs",
             "JavaScript (QuickJS)",
             "path-helper.js",
             JsEngine::QuickJs,
             "path-helper-qjs.wasm",
         ),
         (
+            "spidermonkey",
             "JavaScript (SpiderMonkey)",
             "path-helper.js",
             JsEngine::SpiderMonkey,
             "path-helper-sm.wasm",
         ),
         (
+            "python",
             "Python",
             "path_helper.py",
             JsEngine::default(),
             "path_helper.wasm",
         ),
     ] {
+        if !wanted(key) {
+            continue;
+        }
         eprintln!("building {file} ({name}) ...");
         let output = dir.path().join(out);
         let built = weft::build::build(&dir.path().join(file), Some(&output), engine)?;
@@ -175,35 +188,49 @@ fn main() -> anyhow::Result<()> {
                     assert!(outcome.result.is_ok(), "{:?}", outcome.result.err());
                 }
             }
-            node_vm.times.extend(node_vm_batch()?);
+            if wanted("node") {
+                node_vm.times.extend(node_vm_batch()?);
+            }
             eprint!("\rround {}/{rounds}", round + 1);
         }
         eprintln!();
         anyhow::Ok(())
     })?;
-    contenders.push(node_vm);
+    if !node_vm.times.is_empty() {
+        contenders.push(node_vm);
+    }
     outputs.dedup();
-    assert_eq!(
-        outputs.len(),
-        1,
-        "the three Path Helpers disagree: {outputs:#?}"
+    assert!(
+        outputs.len() <= 1,
+        "the Path Helpers disagree: {outputs:#?}"
     );
 
+    let Some(first) = contenders.first() else {
+        anyhow::bail!(
+            "WEFT_BENCH_ONLY names no contender: use rust, quickjs, spidermonkey, python or node"
+        );
+    };
     println!(
         "per-step cost of the Path Helper, instantiate + call, compile cached ({} samples each, interleaved)",
-        contenders[0].times.len()
+        first.times.len()
     );
-    let rust_median = contenders[0].quantile(0.5);
+    // One contender alone (`WEFT_BENCH_ONLY`) other than Rust has nothing to compare to.
+    let rust_median = wanted("rust").then(|| contenders[0].quantile(0.5));
     for s in &mut contenders {
         let (median, p99) = (s.quantile(0.5), s.quantile(0.99));
         let max = s.quantile(1.0);
+        let ratio = rust_median.map_or(String::new(), |rust| {
+            format!(
+                "   median ratio to Rust {:>6.1}×",
+                median.as_secs_f64() / rust.as_secs_f64()
+            )
+        });
         println!(
-            "  {:<26} median {:>8.1} µs   p99 {:>8.1} µs   max {:>8.1} µs   median ratio to Rust {:>6.1}×",
+            "  {:<26} median {:>8.1} µs   p99 {:>8.1} µs   max {:>8.1} µs{ratio}",
             s.name,
             median.as_secs_f64() * 1e6,
             p99.as_secs_f64() * 1e6,
             max.as_secs_f64() * 1e6,
-            median.as_secs_f64() / rust_median.as_secs_f64()
         );
     }
     Ok(())
