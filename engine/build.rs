@@ -27,6 +27,7 @@ fn main() {
         "http-get",
         "http-request",
         "s3-put-object",
+        "quickjs-runtime",
     ] {
         println!(
             "cargo:rerun-if-changed={}",
@@ -47,6 +48,34 @@ fn main() {
         ));
     }
     code.push_str("];\n");
+    code.push_str(&quickjs_runtimes(repo));
     let dest = PathBuf::from(env::var("OUT_DIR").expect("set by cargo")).join("builtins.rs");
     std::fs::write(&dest, code).expect("failed to write builtins.rs");
+}
+
+/// Builds Weft's QuickJS runtime once per combination of the optional imports a JavaScript step
+/// may ask for, and returns the code embedding them.
+fn quickjs_runtimes(repo: &std::path::Path) -> String {
+    let out = PathBuf::from(env::var("OUT_DIR").expect("set by cargo"));
+    let mut code = String::from(
+        "/// Weft's QuickJS runtime, per set of optional imports: ([http, s3, state], bytes).\n",
+    );
+    code.push_str("pub(crate) const QUICKJS_RUNTIMES: &[([bool; 3], &[u8])] = &[\n");
+    for mask in 0..8u8 {
+        let wanted = [mask & 1 != 0, mask & 2 != 0, mask & 4 != 0];
+        let features: Vec<&str> = ["http", "s3", "state"]
+            .iter()
+            .zip(wanted)
+            .filter_map(|(feature, on)| on.then_some(*feature))
+            .collect();
+        let built = build_plugins::build_quickjs_runtime(repo, &features);
+        let wasm = out.join(format!("quickjs_runtime_{mask}.wasm"));
+        std::fs::copy(&built, &wasm).expect("failed to copy the QuickJS runtime");
+        code.push_str(&format!(
+            "    ({wanted:?}, include_bytes!({:?})),\n",
+            wasm.display().to_string()
+        ));
+    }
+    code.push_str("];\n");
+    code
 }

@@ -7,6 +7,24 @@ use std::process::Command;
 
 /// Builds `packages` (all of them when empty) of the plugin workspace under `repo`.
 pub fn build_plugins(repo: &Path, packages: &[&str]) -> PathBuf {
+    let mut cmd = plugin_build(repo);
+    for package in packages {
+        cmd.arg("-p").arg(package);
+    }
+    run(cmd, repo)
+}
+
+/// Builds `plugins/quickjs-runtime` with `features` (of `http`, `s3`, `state`) and returns the
+/// component's path; each build overwrites the previous one's.
+#[allow(dead_code)] // `tests/build.rs` shares this file and embeds no runtime.
+pub fn build_quickjs_runtime(repo: &Path, features: &[&str]) -> PathBuf {
+    let mut cmd = plugin_build(repo);
+    cmd.args(["-p", "quickjs-runtime", "--features", &features.join(",")]);
+    run(cmd, repo).join("quickjs_runtime.wasm")
+}
+
+/// `cargo build` of the plugin workspace for `wasm32-wasip2`, into `target/plugins`.
+fn plugin_build(repo: &Path) -> Command {
     let plugins = repo.join("plugins");
     let target_dir = repo.join("target").join("plugins");
     println!("cargo:rerun-if-changed={}", repo.join("wit").display());
@@ -36,10 +54,9 @@ pub fn build_plugins(repo: &Path, packages: &[&str]) -> PathBuf {
         .arg("--manifest-path")
         .arg(plugins.join("Cargo.toml"))
         .arg("--target-dir")
-        .arg(&target_dir);
-    for package in packages {
-        cmd.arg("-p").arg(package);
-    }
+        .arg(&target_dir)
+        // rquickjs compiles QuickJS's C with `$WASI_SDK/bin/clang`: Debian's clang, wrapped.
+        .env("WASI_SDK", plugins.join("quickjs-runtime").join("wasi-sdk"));
     // The outer build's settings are for the host, not for wasm guests.
     for var in [
         "RUSTFLAGS",
@@ -51,11 +68,19 @@ pub fn build_plugins(repo: &Path, packages: &[&str]) -> PathBuf {
     ] {
         cmd.env_remove(var);
     }
+    cmd
+}
+
+fn run(mut cmd: Command, repo: &Path) -> PathBuf {
+    let plugins = repo.join("plugins");
     let status = cmd.status().expect("failed to run cargo to build plugins/");
     assert!(
         status.success(),
-        "building the plugins in `{}` failed (the compiler's errors are above); if it says the `wasm32-wasip2` target is missing, run `rustup target add wasm32-wasip2`",
+        "building the plugins in `{}` failed (the compiler's errors are above); if it says the `wasm32-wasip2` target is missing, run `rustup target add wasm32-wasip2`; if it cannot find clang or wasi-libc's headers, run `plugins/quickjs-runtime/install`",
         plugins.display()
     );
-    target_dir.join("wasm32-wasip2").join("release")
+    repo.join("target")
+        .join("plugins")
+        .join("wasm32-wasip2")
+        .join("release")
 }

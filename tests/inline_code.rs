@@ -243,3 +243,44 @@ fn an_unchanged_step_is_not_built_again() {
     let run: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(run["result"]["json"], "hello again", "{run:#}");
 }
+
+#[test]
+fn javascript_that_cannot_finish_says_so() {
+    // A module that never finishes evaluating fails the build, not hangs it.
+    let env = TestEnv::new();
+    code_workspace(
+        &env,
+        "",
+        &[(
+            "hangs",
+            "language = \"javascript\"\ncode = '''\nwhile (true) {}\nexport function run() {\n  return 1;\n}\n'''",
+        )],
+    );
+    let out = env.weft(&["validate", "weft.toml"]);
+    assert!(!out.success, "{}", out.stdout);
+    assert!(
+        out.stderr
+            .contains("the code of step `test/hangs/hangs` does not build"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("endless loop at the top level"),
+        "{}",
+        out.stderr
+    );
+
+    // A promise nothing can settle fails the step, saying so.
+    let env = TestEnv::new();
+    code_workspace(
+        &env,
+        "",
+        &[(
+            "waits",
+            "language = \"javascript\"\ncode = '''\nexport async function run() {\n  await new Promise(() => {});\n  return 1;\n}\n'''",
+        )],
+    );
+    let out = run_flow(&env, "waits");
+    assert!(!out.success, "{}", out.stdout);
+    assert!(out.stderr.contains("never settled"), "{}", out.stderr);
+}

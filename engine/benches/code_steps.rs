@@ -120,10 +120,11 @@ fn main() -> anyhow::Result<()> {
         let output = dir.path().join(out);
         let built = weft::build::build(&dir.path().join(file), Some(&output), engine)?;
         eprintln!(
-            "  {} ({} bytes) with {}",
+            "  {} ({} bytes) with {}, built in {:.2} s",
             built.output.display(),
             built.size,
-            built.tool
+            built.tool,
+            built.elapsed.as_secs_f64()
         );
         sources.push((name, PluginSource::File(built.output)));
     }

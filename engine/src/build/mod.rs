@@ -14,7 +14,7 @@
 mod explain;
 mod module;
 pub mod quickjs;
-mod sync_await;
+mod snapshot;
 mod tool;
 
 use std::path::{Path, PathBuf};
@@ -33,13 +33,12 @@ const JS_RUNTIME: &str = include_str!("runtime.js");
 const PY_RUNTIME: &str = include_str!("runtime.py");
 const JS_RUNTIME_FILE: &str = "__weft_runtime__.js";
 const JS_PRELUDE: &str = include_str!("prelude.js");
-const JS_SYNC_PROMISE: &str = include_str!("sync_promise.js");
 const JS_PRELUDE_FILE: &str = "__weft_prelude__.js";
 const PY_RUNTIME_MODULE: &str = "__weft_runtime__";
 
 /// The wrappers every JavaScript and Python component embeds, for keys of built components.
-pub fn wrappers() -> [&'static str; 4] {
-    [JS_PRELUDE, JS_SYNC_PROMISE, JS_RUNTIME, PY_RUNTIME]
+pub fn wrappers() -> [&'static str; 3] {
+    [JS_PRELUDE, JS_RUNTIME, PY_RUNTIME]
 }
 
 /// Overrides the `componentize-js` command (a path to the executable or to its `cli.js`).
@@ -134,6 +133,9 @@ pub struct CompileError {
 
 /// Compiles a code step's source into a `weft:step` component.
 pub fn compile(code: &Code<'_>) -> anyhow::Result<Result<Compiled, CompileError>> {
+    if code.language == Language::JavaScript && code.engine == JsEngine::QuickJs {
+        return Ok(compile_quickjs(code));
+    }
     let scratch = tempfile::Builder::new()
         .prefix("weft-build-")
         .tempdir()
@@ -148,39 +150,14 @@ pub fn compile(code: &Code<'_>) -> anyhow::Result<Result<Compiled, CompileError>
         Language::JavaScript => {
             let module = module::es_module(code.text);
             shift = module.line1_shift;
-            match code.engine {
-                JsEngine::QuickJs => sync_await::rewrite(&module.text),
-                JsEngine::SpiderMonkey => module.text,
-            }
+            module.text
         }
         Language::Python => code.text.to_string(),
     };
     std::fs::write(dir.join(file_name), &text).context("failed to prepare the build")?;
-
     if code.language == Language::JavaScript {
-        let prelude = match code.engine {
-            JsEngine::QuickJs => format!("{JS_PRELUDE}\n{JS_SYNC_PROMISE}"),
-            JsEngine::SpiderMonkey => JS_PRELUDE.to_string(),
-        };
-        std::fs::write(dir.join(JS_PRELUDE_FILE), prelude)
+        std::fs::write(dir.join(JS_PRELUDE_FILE), JS_PRELUDE)
             .context("failed to prepare the build")?;
-    }
-    if code.language == Language::JavaScript && code.engine == JsEngine::QuickJs {
-        let runtime = js_runtime(file_name, code.imports, JsEngine::QuickJs);
-        std::fs::write(dir.join(JS_RUNTIME_FILE), runtime)
-            .context("failed to prepare the build")?;
-        return Ok(
-            match quickjs::componentize(dir, JS_RUNTIME_FILE, "code-step") {
-                Ok(bytes) => Ok(Compiled {
-                    bytes,
-                    tool: quickjs::RUNTIME.into(),
-                }),
-                Err(log) => Err(CompileError {
-                    tool: "QuickJS".into(),
-                    message: explain::quickjs(&log, file_name, shift),
-                }),
-            },
-        );
     }
 
     let tool = Tool::find(code.language, Path::new(file_name))?;
@@ -231,6 +208,30 @@ pub fn compile(code: &Code<'_>) -> anyhow::Result<Result<Compiled, CompileError>
         bytes,
         tool: tool.version(),
     }))
+}
+
+/// Builds a JavaScript step on Weft's QuickJS runtime: the step's module (made an ES module),
+/// the prelude and the runtime wrapper, evaluated once into the component's snapshot.
+fn compile_quickjs(code: &Code<'_>) -> Result<Compiled, CompileError> {
+    let module = module::es_module(code.text);
+    let modules = vec![
+        (JS_PRELUDE_FILE.to_string(), JS_PRELUDE.to_string()),
+        (code.file_name.to_string(), module.text),
+        (
+            JS_RUNTIME_FILE.to_string(),
+            js_runtime(code.file_name, code.imports, JsEngine::QuickJs),
+        ),
+    ];
+    match quickjs::componentize(modules, JS_RUNTIME_FILE, code.imports) {
+        Ok(bytes) => Ok(Compiled {
+            bytes,
+            tool: quickjs::RUNTIME.into(),
+        }),
+        Err(log) => Err(CompileError {
+            tool: "QuickJS".into(),
+            message: explain::quickjs(&log, code.file_name, module.line1_shift),
+        }),
+    }
 }
 
 /// What a build produced.
@@ -376,8 +377,8 @@ fn js_runtime(step_file: &str, imports: &[&str], engine: JsEngine) -> String {
             return format!("const {binding} = null;");
         }
         match engine {
-            // componentize-qjs gives each imported interface as a default export.
-            JsEngine::QuickJs => format!("import {binding} from 'weft:step/{interface}@0.1.0';"),
+            // Weft's QuickJS runtime puts the host's interfaces on `__weft_host`.
+            JsEngine::QuickJs => format!("const {binding} = globalThis.__weft_host.{interface};"),
             JsEngine::SpiderMonkey => {
                 format!("import * as {binding} from 'weft:step/{interface}@0.1.0';")
             }

@@ -113,16 +113,20 @@ fn key(code: &CodeSource) -> String {
         (CodeLanguage::JavaScript, JsEngine::SpiderMonkey) => "componentize-js",
         (CodeLanguage::Python, _) => "componentize-py",
     };
+    let runtime_digest = match (code.language, code.engine) {
+        (CodeLanguage::JavaScript, JsEngine::QuickJs) => build::quickjs::runtime_digest(),
+        _ => "",
+    };
     let mut digest = Sha256::new();
-    let [js_prelude, js_sync_promise, js_wrapper, py_wrapper] = build::wrappers();
+    let [js_prelude, js_wrapper, py_wrapper] = build::wrappers();
     for part in [
         BUILD_FORMAT,
         env!("CARGO_PKG_VERSION"),
         js_prelude,
-        js_sync_promise,
         js_wrapper,
         py_wrapper,
         runtime,
+        runtime_digest,
         code.language.extension(),
         &code.imports.join(","),
         &code.text,
