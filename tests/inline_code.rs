@@ -283,4 +283,18 @@ fn javascript_that_cannot_finish_says_so() {
     let out = run_flow(&env, "waits");
     assert!(!out.success, "{}", out.stdout);
     assert!(out.stderr.contains("never settled"), "{}", out.stderr);
+
+    // Endless recursion is QuickJS's own error, thrown before the stack runs out.
+    let env = TestEnv::new();
+    code_workspace(
+        &env,
+        "",
+        &[(
+            "recurses",
+            "language = \"javascript\"\ncode = '''\nconst down = (n) => down(n + 1) + 1;\nexport function run() {\n  return down(0);\n}\n'''",
+        )],
+    );
+    let out = run_flow(&env, "recurses");
+    assert!(!out.success, "{}", out.stdout);
+    assert!(out.stderr.contains("stack"), "{}", out.stderr);
 }

@@ -3,13 +3,14 @@
 //! `init`; every execution then starts from that snapshot and calls `run`.
 
 mod host;
+mod modules;
 mod values;
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 
-use rquickjs::loader::{ImportAttributes, Loader, Resolver};
-use rquickjs::{Context, Ctx, Function, Module, Persistent, Runtime, Value as JsValue};
+use rquickjs::{Context, Function, Module, Persistent, Runtime, Value as JsValue};
+
+use modules::Modules;
 
 wit_bindgen::generate!({
     world: "weft:quickjs/runtime",
@@ -31,42 +32,6 @@ struct Engine {
 
 thread_local! {
     static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
-}
-
-/// The step's modules by name; `./x.js` from any module names `x.js`.
-#[derive(Clone)]
-struct Modules(HashMap<String, String>);
-
-impl Resolver for Modules {
-    fn resolve<'js>(
-        &mut self,
-        _ctx: &Ctx<'js>,
-        base: &str,
-        name: &str,
-        _attributes: Option<ImportAttributes<'js>>,
-    ) -> rquickjs::Result<String> {
-        let plain = name.trim_start_matches("./");
-        if self.0.contains_key(plain) {
-            Ok(plain.to_string())
-        } else {
-            Err(rquickjs::Error::new_resolving(base, name))
-        }
-    }
-}
-
-impl Loader for Modules {
-    fn load<'js>(
-        &mut self,
-        ctx: &Ctx<'js>,
-        name: &str,
-        _attributes: Option<ImportAttributes<'js>>,
-    ) -> rquickjs::Result<Module<'js, rquickjs::module::Declared>> {
-        let source = self
-            .0
-            .get(name)
-            .ok_or_else(|| rquickjs::Error::new_loading(name))?;
-        Module::declare(ctx.clone(), name, source.as_str())
-    }
 }
 
 struct QuickJs;
