@@ -41,6 +41,11 @@ use weft_model::workspace::Workspace;
 
 const BATCH: usize = 25;
 
+/// The allocator the `weft` binary uses, so the runner here allocates as it does there; the
+/// native contender, in the same process, gets it too.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The four operations, written directly.
 struct Native {
     http: reqwest::Client,
