@@ -190,8 +190,11 @@ async function signInAtProvider(page, ui, label) {
     await popup.locator('input[name="password"]').fill('any password');
     await popup.getByRole('button', { name: 'Sign-in' }).click();
   }
-  await consent.click();
-  await popup.waitForEvent('close');
+  // Weft's last page closes the popup as soon as it loads, which can be before `click`
+  // returns on a loaded machine: wait for the close from before the click.
+  const closed = popup.waitForEvent('close');
+  await consent.click().catch((err) => { if (!popup.isClosed()) throw err; });
+  await closed;
 }
 
 async function main() {
