@@ -17,8 +17,9 @@
 //!
 //! Then, when `wrk` is installed (`apt-get install wrk`) and the release binary is built
 //! (`cargo build --release -p weft`), the same three contenders against the real `weft serve`
-//! process, loaded by `wrk -t1 -c16` (the floor there is `GET /health`); after each, the server
-//! is stopped and its store counted the same way.
+//! process, loaded by `wrk -t1 -c16` (the floor there is `GET /health`); after each, the server's
+//! store flushes are read from its `/metrics` (how many, their mean, how many took over 50 ms),
+//! then the server is stopped and its store counted the same way.
 //!
 //! `cargo bench -p weft-tests --bench serve_load` (`WEFT_BENCH_SECONDS`, default 5 per contender;
 //! `WEFT_BENCH_ONLY` and `WEFT_BENCH_DURABILITY` pick contenders, see below).
@@ -391,6 +392,40 @@ fn tail_text(ms: [f64; 5]) -> String {
 }
 
 /// The contenders against the real `weft serve` process, loaded by `wrk`.
+/// The server's store flushes so far, from its `weft_store_flush_seconds` histogram: how many,
+/// their mean and how many took over 50 ms (a disk that stalls delays every sync answer
+/// waiting for it, which this tells apart from a stall of the server).
+fn store_flushes(served: &weft_tests::serve::Served) -> anyhow::Result<String> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    let admin = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &serde_json::json!({ "iss": "load", "isAdmin": "yes", "exp": now.as_secs() + 600 }),
+        &jsonwebtoken::EncodingKey::from_secret(BENCH_SECRET.as_bytes()),
+    )?;
+    let reply = served.get("/metrics", &admin);
+    anyhow::ensure!(
+        reply.status == 200,
+        "GET /metrics answered {}",
+        reply.status
+    );
+    let text = String::from_utf8(reply.body)?;
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let count = value("weft_store_flush_seconds_count");
+    let sum = value("weft_store_flush_seconds_sum");
+    let slow = count - value(r#"weft_store_flush_seconds_bucket{le="0.05"}"#);
+    let mean_ms = if count > 0.0 { sum / count * 1e3 } else { 0.0 };
+    Ok(format!(
+        "{count:.0} store flushes, mean {mean_ms:.2} ms, {slow:.0} over 50 ms"
+    ))
+}
+
+/// The workspace secret the wrk contenders' server signs its tokens with.
+const BENCH_SECRET: &str = "a-workspace-secret-of-at-least-32-bytes";
+
 fn with_wrk(seconds: f64) -> anyhow::Result<()> {
     let bin = std::env::current_exe()?
         .parent()
@@ -433,10 +468,7 @@ fn with_wrk(seconds: f64) -> anyhow::Result<()> {
             let mut served = weft_tests::serve::Served::start(
                 dir.path(),
                 &["--durability", &name],
-                &[(
-                    "WEFT_BENCH_SECRET",
-                    "a-workspace-secret-of-at-least-32-bytes",
-                )],
+                &[("WEFT_BENCH_SECRET", BENCH_SECRET)],
             );
             let hook = served.webhook("acme-sync", "paths");
             let url = format!("http://{}{}", served.addr, path.replace("{hook}", &hook));
@@ -447,6 +479,7 @@ fn with_wrk(seconds: f64) -> anyhow::Result<()> {
                 1.0,
             )?;
             let outcome = wrk(&url, method, seconds)?;
+            let flushes = store_flushes(&served)?;
             // A graceful stop lets every accepted run finish; then the store is counted.
             let stopped = served.stop();
             anyhow::ensure!(
@@ -474,7 +507,7 @@ fn with_wrk(seconds: f64) -> anyhow::Result<()> {
                 String::new()
             } else {
                 format!(
-                    "   {} runs recorded (with the warm-up's), all succeeded",
+                    "   {} runs recorded (with the warm-up's), all succeeded; {flushes}",
                     runs.len()
                 )
             };

@@ -314,6 +314,12 @@ fn metrics_parse_as_prometheus_text_and_count_the_runs_the_api_lists() {
     .map(|(labels, n)| (labels.map(String::from).to_vec(), n))
     .collect();
     assert_eq!(webhooks, expected);
+    // The runs' records were flushed to disk (the default durability), each flush timed.
+    let flushes = samples(&scraped, "weft_store_flush_seconds_count", &[]);
+    assert!(
+        flushes.get(&Vec::new()).is_some_and(|n| *n >= 1.0),
+        "{flushes:?}"
+    );
 
     // Every stderr line is JSON, and each run's start and end are logged inside its span.
     let deadline = Instant::now() + Duration::from_secs(5);

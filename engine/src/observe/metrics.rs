@@ -16,6 +16,7 @@
 //! | `weft_queue_wait_seconds` | histogram | `flow`, `instance` |
 //! | `weft_runs_reclaimed_total` | counter | `flow`, `instance` |
 //! | `weft_runs_abandoned_total` | counter | |
+//! | `weft_store_flush_seconds` | histogram | |
 //!
 //! Recorded through the [`metrics`] facade: until [`install`] runs, every call here
 //! is a no-op, so library users and tests that never install a recorder pay nothing. Runs are
@@ -65,6 +66,9 @@ pub const QUEUE_WAIT: &str = "weft_queue_wait_seconds";
 pub const RUNS_RECLAIMED: &str = "weft_runs_reclaimed_total";
 /// Runs a worker gave up because it held them past its lease and another took them.
 pub const RUNS_ABANDONED: &str = "weft_runs_abandoned_total";
+/// How long each flush of the embedded store's log to disk took (what runs at the default
+/// durability, and sync webhooks' answers, wait for).
+pub const STORE_FLUSH: &str = "weft_store_flush_seconds";
 
 /// Plugin steps take from tens of microseconds (a pure step on a warm instance) to tens of
 /// seconds (a slow upstream, retries with back-off).
@@ -78,6 +82,12 @@ const STEP_BUCKETS: &[f64] = &[
 const WEBHOOK_BUCKETS: &[f64] = &[
     0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
     60.0,
+];
+
+/// A flush is a write and a disk sync: about a millisecond on a local SSD, far more on a
+/// busy or networked disk.
+const FLUSH_BUCKETS: &[f64] = &[
+    0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
 /// How often histogram samples are folded into their buckets when nobody scrapes: without it
@@ -98,6 +108,7 @@ pub fn install() -> anyhow::Result<()> {
             b.set_buckets_for_metric(Matcher::Full(WEBHOOK_DURATION.into()), WEBHOOK_BUCKETS)
         })
         .and_then(|b| b.set_buckets_for_metric(Matcher::Full(QUEUE_WAIT.into()), WEBHOOK_BUCKETS))
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Full(STORE_FLUSH.into()), FLUSH_BUCKETS))
         .context("the metrics' buckets are invalid")?
         .install_recorder()
         .context("failed to install the metrics recorder (is another one installed?)")?;
@@ -174,6 +185,11 @@ fn describe() {
         RUNS_ABANDONED,
         "Runs given up by a worker that held them past its lease"
     );
+    describe_histogram!(
+        STORE_FLUSH,
+        Unit::Seconds,
+        "How long each flush of the embedded store to disk took"
+    );
 }
 
 /// A new run (or a replay) of `flow` of `instance` started.
@@ -241,6 +257,11 @@ pub fn run_abandoned() {
     counter!(RUNS_ABANDONED).increment(1);
 }
 
+/// A flush of the embedded store to disk took `took`.
+pub fn store_flushed(took: Duration) {
+    histogram!(STORE_FLUSH).record(took);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,6 +273,7 @@ mod tests {
         run_started("observe-test", "i-1");
         run_finished("observe-test", "i-1", Status::SucceededWithErrors);
         step_finished("observe-test-plugin", Duration::from_micros(75));
+        store_flushed(Duration::from_millis(30));
         let text = render().expect("installed");
         for expected in [
             r#"weft_runs_started_total{flow="observe-test",instance="i-1"} 1"#,
@@ -260,6 +282,8 @@ mod tests {
             r#"weft_step_duration_seconds_bucket{plugin="observe-test-plugin",le="0.00005"} 0"#,
             r#"weft_step_duration_seconds_bucket{plugin="observe-test-plugin",le="0.0001"} 1"#,
             r#"weft_step_duration_seconds_count{plugin="observe-test-plugin"} 1"#,
+            r#"weft_store_flush_seconds_bucket{le="0.025"} 0"#,
+            r#"weft_store_flush_seconds_bucket{le="0.05"} 1"#,
         ] {
             assert!(text.contains(expected), "no `{expected}` in:\n{text}");
         }

@@ -535,9 +535,11 @@ impl RunStore for SledStore {
     }
 
     fn flush(&self) -> anyhow::Result<()> {
+        let started = std::time::Instant::now();
         self.db
             .flush()
             .context("failed to flush the store to disk")?;
+        crate::observe::metrics::store_flushed(started.elapsed());
         Ok(())
     }
 }
