@@ -11,15 +11,18 @@
 //!
 //! Each is run with records flushed in the background (`--durability background`) and with the
 //! default fsync after every step (`step`). After each, the store is counted: every request
-//! must have its recorded, succeeded run. Two references without HTTP are printed beside them:
+//! must have its recorded, succeeded run. At `step`, each webhook contender also prints the
+//! store flushes made while it ran, from `weft_store_flush_seconds` (how many, their mean, how
+//! many took over 50 ms): a sync answer waits for its run's flush, so a disk that stalls shows
+//! there as well as in the tail. Two references without HTTP are printed beside them:
 //! the runner alone running one run after another (with its records kept, and discarded), and
 //! as many runs at once as there are connections.
 //!
 //! Then, when `wrk` is installed (`apt-get install wrk`) and the release binary is built
 //! (`cargo build --release -p weft`), the same three contenders against the real `weft serve`
-//! process, loaded by `wrk -t1 -c16` (the floor there is `GET /health`); after each, the server's
-//! store flushes are read from its `/metrics` (how many, their mean, how many took over 50 ms),
-//! then the server is stopped and its store counted the same way.
+//! process, loaded by `wrk -t1 -c16` (the floor there is `GET /health`); at `step`, the server's
+//! store flushes during each are read from its `/metrics` the same way; then the server is
+//! stopped and its store counted.
 //!
 //! `cargo bench -p weft-tests --bench serve_load` (`WEFT_BENCH_SECONDS`, default 5 per contender;
 //! `WEFT_BENCH_ONLY` and `WEFT_BENCH_DURABILITY` pick contenders, see below).
@@ -137,6 +140,8 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let host = Arc::new(PluginHost::new(HostOptions::default())?);
+    // The metrics `weft serve` records, so the in-process server's store flushes can be read.
+    weft::observe::metrics::install()?;
 
     println!(
         "weft serve under load: {} keep-alive connections over loopback, {seconds} s per contender, this machine's {} cores shared by server and load generator",
@@ -186,12 +191,14 @@ fn main() -> anyhow::Result<()> {
             1.0,
         ));
 
+        // At `background` the store's own timer flushes it, which the metric does not time.
+        let timed = |flushes: Flushes| (durability != Durability::Background).then_some(flushes);
         let mut contenders = Vec::new();
         if floor_rate.is_none() && selected("floor") {
             let mut floor =
                 client_rt.block_on(load(addr, request("/floor"), "HTTP/1.1 200", seconds));
             floor_rate = Some(floor.rate());
-            contenders.push(("HTTP floor (no run)", floor.rate(), floor.tail()));
+            contenders.push(("HTTP floor (no run)", floor.rate(), floor.tail(), None));
         }
         println!("\ndurability `{durability:?}`:");
         // The same run without HTTP or the server: the runner alone, one run after another,
@@ -249,6 +256,7 @@ fn main() -> anyhow::Result<()> {
         let before = store.list_runs(&RunFilter::default())?.len();
         let mut requests = 0;
         if selected("sync") {
+            let flushed = Flushes::in_process();
             let mut sync = client_rt.block_on(load(
                 addr,
                 request(&format!("{hook}?wait=true")),
@@ -256,10 +264,12 @@ fn main() -> anyhow::Result<()> {
                 seconds,
             ));
             requests += sync.requests;
-            contenders.push(("sync webhook", sync.rate(), sync.tail()));
+            let flushes = Flushes::in_process().since(flushed);
+            contenders.push(("sync webhook", sync.rate(), sync.tail(), timed(flushes)));
         }
         let mut drained = None;
         if selected("async") {
+            let flushed = Flushes::in_process();
             let mut asynchronous =
                 client_rt.block_on(load(addr, request(&hook), "HTTP/1.1 202", seconds));
             requests += asynchronous.requests;
@@ -273,10 +283,12 @@ fn main() -> anyhow::Result<()> {
             let drain = started.elapsed();
             let total = asynchronous.requests as f64 / (asynchronous.elapsed + drain).as_secs_f64();
             drained = Some((total, asynchronous.requests, drain));
+            let flushes = Flushes::in_process().since(flushed);
             contenders.push((
                 "async webhook (accepted)",
                 asynchronous.rate(),
                 asynchronous.tail(),
+                timed(flushes),
             ));
         }
         store.flush()?;
@@ -289,9 +301,10 @@ fn main() -> anyhow::Result<()> {
         assert_eq!(recorded, requests, "every request has its recorded run");
         assert_eq!(succeeded, runs.len(), "every run succeeded");
 
-        for (name, rate, tail) in contenders {
+        for (name, rate, tail, flushes) in contenders {
+            let flushes = flushes.map(|f| format!("   {f}")).unwrap_or_default();
             println!(
-                "  {name:<26} {rate:>9.0} req/s   {}   {:>5.2}× the floor's rate",
+                "  {name:<26} {rate:>9.0} req/s   {}   {:>5.2}× the floor's rate{flushes}",
                 tail_text(tail.map(|d| d.as_secs_f64() * 1e3)),
                 rate / floor_rate.unwrap_or(rate)
             );
@@ -391,11 +404,66 @@ fn tail_text(ms: [f64; 5]) -> String {
     )
 }
 
-/// The contenders against the real `weft serve` process, loaded by `wrk`.
-/// The server's store flushes so far, from its `weft_store_flush_seconds` histogram: how many,
-/// their mean and how many took over 50 ms (a disk that stalls delays every sync answer
-/// waiting for it, which this tells apart from a stall of the server).
-fn store_flushes(served: &weft_tests::serve::Served) -> anyhow::Result<String> {
+/// Store flushes, from the `weft_store_flush_seconds` histogram: how many, their total time
+/// and how many took over 50 ms. A disk that stalls delays every sync answer waiting for the
+/// flush, which these tell apart from a stall of the server.
+#[derive(Clone, Copy, Default)]
+struct Flushes {
+    count: f64,
+    seconds: f64,
+    slow: f64,
+}
+
+impl Flushes {
+    /// The histogram's totals in a Prometheus text page (zero when it has none yet).
+    fn parse(text: &str) -> Self {
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        let count = value("weft_store_flush_seconds_count");
+        Self {
+            count,
+            seconds: value("weft_store_flush_seconds_sum"),
+            slow: count - value(r#"weft_store_flush_seconds_bucket{le="0.05"}"#),
+        }
+    }
+
+    /// This process's flushes so far (the in-process contenders' server records into it).
+    fn in_process() -> Self {
+        weft::observe::metrics::render()
+            .map(|text| Self::parse(&text))
+            .unwrap_or_default()
+    }
+
+    /// The flushes since `earlier` was read.
+    fn since(self, earlier: Self) -> Self {
+        Self {
+            count: self.count - earlier.count,
+            seconds: self.seconds - earlier.seconds,
+            slow: self.slow - earlier.slow,
+        }
+    }
+}
+
+impl std::fmt::Display for Flushes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mean_ms = if self.count > 0.0 {
+            self.seconds / self.count * 1e3
+        } else {
+            0.0
+        };
+        write!(
+            f,
+            "{:.0} store flushes, mean {mean_ms:.2} ms, {:.0} over 50 ms",
+            self.count, self.slow
+        )
+    }
+}
+
+/// The real server's store flushes so far, read from its `/metrics` with an admin token.
+fn served_flushes(served: &weft_tests::serve::Served) -> anyhow::Result<Flushes> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
     let admin = jsonwebtoken::encode(
         &jsonwebtoken::Header::default(),
@@ -408,24 +476,13 @@ fn store_flushes(served: &weft_tests::serve::Served) -> anyhow::Result<String> {
         "GET /metrics answered {}",
         reply.status
     );
-    let text = String::from_utf8(reply.body)?;
-    let value = |name: &str| {
-        text.lines()
-            .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    let count = value("weft_store_flush_seconds_count");
-    let sum = value("weft_store_flush_seconds_sum");
-    let slow = count - value(r#"weft_store_flush_seconds_bucket{le="0.05"}"#);
-    let mean_ms = if count > 0.0 { sum / count * 1e3 } else { 0.0 };
-    Ok(format!(
-        "{count:.0} store flushes, mean {mean_ms:.2} ms, {slow:.0} over 50 ms"
-    ))
+    Ok(Flushes::parse(&String::from_utf8(reply.body)?))
 }
 
 /// The workspace secret the wrk contenders' server signs its tokens with.
 const BENCH_SECRET: &str = "a-workspace-secret-of-at-least-32-bytes";
 
+/// The contenders against the real `weft serve` process, loaded by `wrk`.
 fn with_wrk(seconds: f64) -> anyhow::Result<()> {
     let bin = std::env::current_exe()?
         .parent()
@@ -478,8 +535,9 @@ fn with_wrk(seconds: f64) -> anyhow::Result<()> {
                 "POST",
                 1.0,
             )?;
+            let before = served_flushes(&served)?;
             let outcome = wrk(&url, method, seconds)?;
-            let flushes = store_flushes(&served)?;
+            let flushes = served_flushes(&served)?.since(before);
             // A graceful stop lets every accepted run finish; then the store is counted.
             let stopped = served.stop();
             anyhow::ensure!(
@@ -503,13 +561,17 @@ fn with_wrk(seconds: f64) -> anyhow::Result<()> {
                 );
             }
             let floor = *floor_rate.get_or_insert(outcome.rate);
-            let recorded = if path == "/health" {
-                String::new()
-            } else {
-                format!(
-                    "   {} runs recorded (with the warm-up's), all succeeded; {flushes}",
+            let recorded = match (path, durability) {
+                ("/health", _) => String::new(),
+                // The store's own timer flushes it, which the metric does not time.
+                (_, Durability::Background) => format!(
+                    "   {} runs recorded (with the warm-up's), all succeeded",
                     runs.len()
-                )
+                ),
+                _ => format!(
+                    "   {} runs recorded (with the warm-up's), all succeeded; during the run {flushes}",
+                    runs.len()
+                ),
             };
             println!(
                 "    {contender:<26} {:>9.0} req/s   {}   {:>5.2}× the floor's rate{recorded}",
